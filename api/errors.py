@@ -1,0 +1,97 @@
+"""Every error the API returns has one shape: {"error": {"type", "message", "details"}}.
+
+Failures from Temporal (workflow failed, update rejected) and validation errors are mapped to
+HTTP statuses here, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a machine-readable type."""
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.details = details or {}
+        self.headers = headers
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    # 404, never 403, for another tenant's resources: do not confirm that they exist.
+    return ApiError(404, "NotFound", f"{what} {ident!r} not found", details={"id": ident})
+
+
+def _body(type_: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"type": type_, "message": message, "details": details or {}}}
+
+
+STATUS_TYPES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "InvalidInput",
+    429: "RateLimited",
+}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the common body."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            _body(exc.type, exc.message, exc.details), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        fields = ", ".join(p["field"] for p in problems) or "request"
+        return JSONResponse(
+            _body("InvalidInput", f"invalid request: {fields}", {"problems": problems}),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = STATUS_TYPES.get(exc.status_code, "HttpError")
+        return JSONResponse(
+            _body(type_, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )

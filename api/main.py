@@ -1,0 +1,122 @@
+"""The Keel HTTP API: `uvicorn --factory api.main:build` (what `keel up` runs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.routes import health, runs
+from keel import __version__
+from keel.clients import Clients
+from keel.settings import Settings, settings
+from keel.telemetry import HTTP_LATENCY, HTTP_REQUESTS, configure_logging
+
+DESCRIPTION = """Durable orchestration for AI agents on Temporal.
+
+Every `/v1` route needs `Authorization: Bearer <key>`; the key decides the tenant.
+Errors always have the body `{"error": {"type", "message", "details"}}`.
+"""
+
+
+class BodyLimit:
+    """Reject bodies over `limit` bytes with 413, counting as they stream (no trust in headers)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "error": {
+                    "type": "PayloadTooLarge",
+                    "message": f"request body exceeds the limit of {self.limit} bytes",
+                    "details": {"limit_bytes": self.limit},
+                }
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(config: Settings | None = None, *, clients: Clients | None = None) -> FastAPI:
+    """Build the app. Tests pass their own settings and clients; `keel up` passes none."""
+    config = config or settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = clients is None
+        app.state.clients = clients or await Clients.connect(config, lazy=True)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.clients.close()
+
+    app = FastAPI(
+        title="Keel",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = config
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(runs.router)
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route: Any = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(BodyLimit, limit=config.max_request_bytes)
+    return app
+
+
+def build() -> FastAPI:
+    """The app as uvicorn serves it: settings from the environment, JSON logs."""
+    config = settings()
+    configure_logging(level=config.log_level, json=config.log_json)
+    return create_app(config)

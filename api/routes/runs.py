@@ -1,0 +1,191 @@
+"""Generic run routes: list, inspect, signal and cancel a tenant's workflow runs.
+
+A run belongs to the tenant named in its `KeelTenant` search attribute. Another tenant's run
+answers 404, exactly like a run that does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+from temporalio.client import (
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ClientsDep, PrincipalDep, SettingsDep
+from api.errors import ApiError, ErrorResponse, not_found
+from keel.clients import Clients
+from keel.contracts.runs import (
+    CancelAccepted,
+    RunDetail,
+    RunList,
+    RunStatus,
+    RunSummary,
+    SignalAccepted,
+)
+from keel.settings import Settings
+from workflows.common import COST_USD, FEATURE, TENANT
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+RunId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")]
+SignalName = Annotated[str, Path(pattern=r"^[a-z][a-z_]{0,39}$")]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+}
+QUERY_TIMEOUT = timedelta(seconds=2)
+
+_STATUS: dict[WorkflowExecutionStatus, RunStatus] = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "canceled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
+}
+
+
+def ui_url(config: Settings, workflow_id: str, run_id: str) -> str:
+    return (
+        f"{config.temporal_ui}/namespaces/{config.temporal_namespace}"
+        f"/workflows/{workflow_id}/{run_id}/history"
+    )
+
+
+def summarize(execution: WorkflowExecution, config: Settings) -> RunSummary:
+    attrs = execution.typed_search_attributes
+    status = _STATUS.get(execution.status or WorkflowExecutionStatus.RUNNING, "running")
+    return RunSummary(
+        id=execution.id,
+        run_id=execution.run_id,
+        kind=execution.workflow_type,
+        feature=attrs.get(FEATURE) or "",
+        status=status,
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+        cost_usd=attrs.get(COST_USD) or 0.0,
+        ui_url=ui_url(config, execution.id, execution.run_id),
+    )
+
+
+async def owned_run(
+    clients: Clients, tenant: str, run_id: str
+) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    """The run's handle and description, or 404 if it is not this tenant's."""
+    handle = clients.temporal.get_workflow_handle(run_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise not_found("run", run_id) from exc
+        raise
+    if description.typed_search_attributes.get(TENANT) != tenant:
+        raise not_found("run", run_id)
+    return handle, description
+
+
+def _failure_body(exc: BaseException) -> dict[str, Any]:
+    cause: BaseException = exc
+    while isinstance(cause, FailureError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+    message = cause.message if isinstance(cause, FailureError) else str(cause)
+    return {"type": kind or "Failure", "message": message}
+
+
+@router.get("", response_model=RunList, responses=ERRORS)
+async def list_runs(
+    principal: PrincipalDep,
+    clients: ClientsDep,
+    config: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    status: Annotated[RunStatus | None, Query()] = None,
+    feature: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,39}$")] = None,
+) -> RunList:
+    """The caller's runs, newest first."""
+    clauses = [f'KeelTenant = "{principal.tenant}"']  # tenant names are validated: no quoting
+    if status is not None:
+        reverse = {v: k for k, v in _STATUS.items()}
+        clauses.append(f"ExecutionStatus = '{reverse[status].name.title().replace('_', '')}'")
+    if feature is not None:
+        clauses.append(f'KeelFeature = "{feature}"')
+    runs: list[RunSummary] = []
+    async for execution in clients.temporal.list_workflows(" AND ".join(clauses), limit=limit):
+        runs.append(summarize(execution, config))
+    return RunList(runs=runs)
+
+
+@router.get("/{run_id}", response_model=RunDetail, responses=ERRORS)
+async def get_run(
+    run_id: RunId, principal: PrincipalDep, clients: ClientsDep, config: SettingsDep
+) -> RunDetail:
+    """Status, progress (while running), result or error, cost, and the Temporal UI link."""
+    handle, description = await owned_run(clients, principal.tenant, run_id)
+    detail = RunDetail(**summarize(description, config).model_dump())
+    if detail.status == "running":
+        detail.progress = await _progress(handle)
+    elif detail.status == "completed":
+        detail.result = await handle.result(follow_runs=False)
+    elif detail.status in ("failed", "canceled", "terminated", "timed_out"):
+        try:
+            await handle.result(follow_runs=False)
+        except WorkflowFailureError as exc:
+            detail.error = _failure_body(exc)
+    return detail
+
+
+async def _progress(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+    """The workflow's `progress` query answer; None if it has none or no worker answers soon."""
+    try:
+        answer = await handle.query("progress", rpc_timeout=QUERY_TIMEOUT)
+    except (TimeoutError, RPCError, FailureError):
+        return None
+    return answer if isinstance(answer, dict) else {"value": answer}
+
+
+@router.post(
+    "/{run_id}/signals/{name}", response_model=SignalAccepted, status_code=202, responses=ERRORS
+)
+async def signal_run(
+    run_id: RunId,
+    name: SignalName,
+    principal: PrincipalDep,
+    clients: ClientsDep,
+    payload: Annotated[dict[str, Any] | None, Body()] = None,
+) -> SignalAccepted:
+    """Send signal `name` (e.g. approve, reject, edit, take_over) with a JSON object body."""
+    handle, description = await owned_run(clients, principal.tenant, run_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise _closed(run_id, description)
+    args = [payload] if payload is not None else []
+    await handle.signal(name, *args)
+    return SignalAccepted(id=run_id, signal=name)
+
+
+@router.post("/{run_id}/cancel", response_model=CancelAccepted, status_code=202, responses=ERRORS)
+async def cancel_run(run_id: RunId, principal: PrincipalDep, clients: ClientsDep) -> CancelAccepted:
+    """Ask the run to stop; it cleans up and ends as `canceled`."""
+    handle, description = await owned_run(clients, principal.tenant, run_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise _closed(run_id, description)
+    await handle.cancel()
+    return CancelAccepted(id=run_id)
+
+
+def _closed(run_id: str, description: WorkflowExecutionDescription) -> ApiError:
+    status = _STATUS.get(description.status or WorkflowExecutionStatus.RUNNING, "running")
+    return ApiError(
+        409, "RunClosed", f"run {run_id!r} is already {status}", details={"status": status}
+    )

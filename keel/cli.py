@@ -1,0 +1,274 @@
+"""The `keel` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+
+from keel.devstack import DevStack, StackError
+from keel.settings import Settings, settings
+
+app = typer.Typer(
+    help="Keel: durable orchestration for AI agents on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+err = Console(stderr=True)
+
+DEV_KEY_FILE = "dev-api-key"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _child_env(config: Settings) -> dict[str, str]:
+    """Settings the children must share with `keel up`, made explicit."""
+    return {
+        "KEEL_HOST": config.host,
+        "KEEL_DATA_DIR": str(config.data_dir.resolve()),
+        "KEEL_PORTS__TEMPORAL": str(config.ports.temporal),
+        "KEEL_PORTS__TEMPORAL_UI": str(config.ports.temporal_ui),
+        "KEEL_PORTS__POSTGRES": str(config.ports.postgres),
+        "KEEL_PORTS__REDIS": str(config.ports.redis),
+        "KEEL_PORTS__API": str(config.ports.api),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _dev_key(config: Settings) -> str:
+    """The local development key, created once and kept in the data folder (mode 600)."""
+    from keel.auth import create_key, resolve_key
+    from keel.db import make_engine
+
+    path = config.data_dir / DEV_KEY_FILE
+    engine = make_engine(config.database_dsn, pool_size=1)
+    try:
+        if path.exists():
+            key = path.read_text().strip()
+            if await resolve_key(engine, key) is not None:
+                return key
+        key = await create_key(engine, config.dev_tenant, name="local development key")
+    finally:
+        await engine.dispose()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+async def _ping_workers(config: Settings, within_s: float = 30.0) -> list[str]:
+    from keel.clients import connect_temporal
+    from keel.contracts.diagnostics import PingInput, PingResult
+
+    client = await connect_temporal(config)
+    result: PingResult = await client.execute_workflow(
+        "PingWorkflow",
+        PingInput(queues=[config.task_queue_cpu, config.task_queue_gpu]),
+        id=f"keel-check-{uuid.uuid4().hex[:12]}",
+        task_queue=config.task_queue_cpu,
+        execution_timeout=timedelta(seconds=within_s),
+        result_type=PingResult,
+    )
+    return [f"{w.queue}: pid {w.pid} on {w.host} ({w.device})" for w in result.workers]
+
+
+def _watch(stack: DevStack) -> None:
+    """Block until a child exits on its own (Ctrl-C interrupts the sleep)."""
+    while True:
+        time.sleep(1)
+        dead = stack.stopped_children()
+        if dead:
+            names = ", ".join(s.name for s in dead)
+            raise StackError(names, f"exited unexpectedly; see logs in {stack.log_dir}")
+
+
+@app.command()
+def up(
+    headless: Annotated[bool, typer.Option(help="Do not serve the Temporal UI.")] = False,
+) -> None:
+    """Start everything Keel needs, in the foreground: Temporal (+UI), PostgreSQL+pgvector,
+    Redis, a cpu and a gpu worker, and the API. Ctrl-C stops it all."""
+    from keel.db import migrate
+
+    config = settings()
+    stack = DevStack(config, headless=headless)
+    env = _child_env(config)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        console.print(f"[bold]Starting Keel[/] (data in {config.data_dir.resolve()})")
+        stack.start()
+        console.print("  temporal, postgres, redis: [green]up[/]")
+        migrate(config.database_dsn)
+        console.print("  database migrated to head")
+        key = asyncio.run(_dev_key(config))
+        for queue in ("cpu", "gpu"):
+            stack.spawn(
+                f"worker-{queue}",
+                [sys.executable, "-m", "worker", "--queue", queue],
+                port=None,
+                setting="",
+                ready=lambda: True,
+                env=env,
+            )
+        stack.spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:build",
+                "--host",
+                config.host,
+                "--port",
+                str(config.ports.api),
+                "--no-access-log",
+            ],
+            port=config.ports.api,
+            setting="KEEL_PORTS__API",
+            ready=lambda: _http_ok(f"http://{config.host}:{config.ports.api}/healthz"),
+            env=env,
+        )
+        workers = asyncio.run(_ping_workers(config))
+        api = f"http://localhost:{config.ports.api}"
+        console.print("  workers answering: " + "; ".join(workers))
+        console.print()
+        if not headless:
+            console.print(f"  Temporal UI   {config.temporal_ui}")
+        console.print(f"  API           {api}   (docs: {api}/docs)")
+        console.print(f"  Temporal      {config.temporal_target}")
+        console.print(f"  PostgreSQL    {config.database_dsn}")
+        console.print(f"  Redis         {config.redis_dsn}")
+        console.print(f"  Logs          {stack.log_dir}")
+        console.print(f"  Dev API key   {key}   (tenant '{config.dev_tenant}')")
+        console.print("\n[bold green]Keel is up.[/] Press Ctrl-C to stop.")
+        _watch(stack)
+    except KeyboardInterrupt:
+        console.print("\nStopping Keel...")
+    except StackError as exc:
+        err.print(f"[bold red]Keel could not start or keep running.[/] {exc}")
+        stack.stop()
+        raise typer.Exit(1) from exc
+    finally:
+        stack.stop()
+    if not stopping:
+        console.print("Stopped. Data kept in " + str(config.data_dir.resolve()))
+
+
+@app.command()
+def check() -> None:
+    """Check that Temporal, PostgreSQL, Redis and both workers answer."""
+    from keel.clients import Clients
+    from keel.health import readiness
+
+    config = settings()
+
+    async def _run() -> bool:
+        clients = await Clients.connect(config, lazy=True)
+        try:
+            report = await readiness(clients)
+        finally:
+            await clients.close()
+        for part in report.parts:
+            state = "[green]healthy[/]" if part.healthy else f"[red]down[/] ({part.error})"
+            console.print(f"{part.name:10s} {state}")
+        if not report.ready:
+            return False
+        try:
+            for line in await _ping_workers(config, within_s=20):
+                console.print(f"worker     [green]answering[/] {line}")
+        except Exception as exc:  # noqa: BLE001 - report any failure to the user plainly
+            console.print(f"worker     [red]no answer[/] ({exc}); is `keel up` running?")
+            return False
+        return True
+
+    if not asyncio.run(_run()):
+        raise typer.Exit(1)
+
+
+@app.command("migrate")
+def migrate_cmd(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION.")] = False,
+) -> None:
+    """Apply (or with --down, revert) database migrations."""
+    from keel.db import downgrade, migrate
+
+    config = settings()
+    (downgrade if down else migrate)(config.database_dsn, revision)
+    console.print(f"database at {'base' if revision == 'base' else revision}")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new).")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    tokens_per_minute: Annotated[int | None, typer.Option(min=1)] = None,
+    tokens_per_day: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from keel.auth import InvalidTenantName, create_key
+    from keel.db import make_engine
+
+    config = settings()
+
+    async def _run() -> str:
+        engine = make_engine(config.database_dsn, pool_size=1)
+        try:
+            return await create_key(
+                engine,
+                tenant,
+                name=name,
+                tokens_per_minute=tokens_per_minute,
+                tokens_per_day=tokens_per_day,
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        key = asyncio.run(_run())
+    except InvalidTenantName as exc:
+        raise _fail(str(exc), 2) from exc
+    except OSError as exc:
+        raise _fail(f"cannot reach PostgreSQL ({exc}); is `keel up` running?") from exc
+    print(key)
+    err.print("Store this key now: Keel keeps only its hash and cannot show it again.")
+
+
+def main() -> None:
+    """Entry point that also works as `python -m keel.cli`."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Connections to Temporal, PostgreSQL and Redis, built once per process from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from keel.db import make_engine
+from keel.settings import Settings
+
+
+async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+    """A Temporal client with the pydantic data converter every Keel process uses.
+
+    `lazy` defers the connection to the first call, so the API can start (and report Temporal
+    as unhealthy on /readyz) while Temporal is down.
+    """
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )
+
+
+def connect_redis(settings: Settings) -> aioredis.Redis:
+    """An async Redis client; connects lazily on first command."""
+    return aioredis.Redis.from_url(
+        settings.redis_dsn, decode_responses=False, socket_connect_timeout=2, socket_timeout=5
+    )
+
+
+@dataclass
+class Clients:
+    """The three connections a Keel process holds."""
+
+    temporal: Client
+    engine: AsyncEngine
+    redis: aioredis.Redis
+
+    @classmethod
+    async def connect(cls, settings: Settings, *, lazy: bool = False) -> Clients:
+        return cls(
+            temporal=await connect_temporal(settings, lazy=lazy),
+            engine=make_engine(settings.database_dsn),
+            redis=connect_redis(settings),
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        await self.redis.aclose()

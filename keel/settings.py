@@ -1,0 +1,108 @@
+"""Keel's settings: one `Settings` object read from env vars (prefix `KEEL_`) and `.env`.
+
+Nested groups use a double underscore: `KEEL_PORTS__API=9000`, `KEEL_PRICES__...`.
+Secrets are `SecretStr` so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Ports(BaseModel):
+    """Loopback ports of the embedded stack started by `keel up`."""
+
+    temporal: int = 7233
+    temporal_ui: int = 8233
+    postgres: int = 5433  # 5433, not 5432, so a system PostgreSQL does not collide
+    redis: int = 6380  # 6380, not 6379, for the same reason
+    api: int = 8000
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens for one model."""
+
+    input: float
+    output: float
+    cached_input: float
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    # Public list prices, USD per million tokens. Override with KEEL_PRICES='{"model": {...}}'.
+    return {
+        "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cached_input=0.10),
+        "claude-sonnet-4-5": ModelPrice(input=3.0, output=15.0, cached_input=0.30),
+        "claude-opus-4-1": ModelPrice(input=15.0, output=75.0, cached_input=1.50),
+        "gpt-4o-mini": ModelPrice(input=0.15, output=0.60, cached_input=0.075),
+        "gpt-4o": ModelPrice(input=2.50, output=10.0, cached_input=1.25),
+        "local-extractive": ModelPrice(input=0.0, output=0.0, cached_input=0.0),
+    }
+
+
+class Settings(BaseSettings):
+    """Every knob Keel reads. Defaults run the embedded stack on one machine with no key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEEL_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path(".keel")
+    host: str = "127.0.0.1"
+    ports: Ports = Field(default_factory=Ports)
+
+    # Where the services are. Empty means "the embedded stack on `host` and `ports`".
+    temporal_address: str = ""
+    temporal_namespace: str = "default"
+    temporal_ui_url: str = ""
+    database_url: SecretStr = SecretStr("")
+    redis_url: SecretStr = SecretStr("")
+
+    # Workflows and I/O-bound activities run on the CPU queue; embedding and reranking on the
+    # GPU queue, so a machine with an accelerator can serve them without hosting the rest.
+    task_queue_cpu: str = "keel-cpu"
+    task_queue_gpu: str = "keel-gpu"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # API
+    max_request_bytes: int = 50 * 1024 * 1024
+    dev_tenant: str = "dev"
+
+    # Providers: empty key means the provider is not configured.
+    anthropic_api_key: SecretStr = SecretStr("")
+    anthropic_base_url: str = ""
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str = ""
+    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"{self.host}:{self.ports.temporal}"
+
+    @property
+    def temporal_ui(self) -> str:
+        return self.temporal_ui_url or f"http://localhost:{self.ports.temporal_ui}"
+
+    @property
+    def database_dsn(self) -> str:
+        """SQLAlchemy URL (postgresql+psycopg://...)."""
+        explicit = self.database_url.get_secret_value()
+        return explicit or f"postgresql+psycopg://postgres@{self.host}:{self.ports.postgres}/keel"
+
+    @property
+    def redis_dsn(self) -> str:
+        explicit = self.redis_url.get_secret_value()
+        return explicit or f"redis://{self.host}:{self.ports.redis}/0"
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,152 @@
+"""Test fixtures: the real stack, once per session, through the same code as `keel up`.
+
+Every test gets its own task queues and its own tenant, so tests never see each other's
+runs or data even though they share one Temporal, one PostgreSQL and one Redis.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.main import create_app
+from keel.auth import create_key, ensure_tenant
+from keel.clients import Clients
+from keel.db import migrate
+from keel.devstack import DevStack, free_port
+from keel.settings import Ports, Settings
+from worker import build_worker
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[DevStack]:
+    """Temporal dev server, PostgreSQL + pgvector and Redis on free ports, migrated to head."""
+    data = Path(tempfile.mkdtemp(prefix="keel-test-"))
+    config = Settings(
+        data_dir=data,
+        ports=Ports(
+            temporal=free_port(),
+            temporal_ui=free_port(),
+            postgres=free_port(),
+            redis=free_port(),
+            api=free_port(),
+        ),
+        log_json=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    dev = DevStack(config, headless=True)
+    dev.start()
+    try:
+        migrate(config.database_dsn)
+        yield dev
+    finally:
+        dev.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def base_settings(stack: DevStack) -> Settings:
+    return stack.settings
+
+
+@pytest.fixture(scope="session")
+async def clients(base_settings: Settings) -> AsyncIterator[Clients]:
+    connected = await Clients.connect(base_settings)
+    yield connected
+    await connected.close()
+
+
+@pytest.fixture
+def settings(base_settings: Settings) -> Settings:
+    """Settings with task queues unique to this test."""
+    suffix = uuid.uuid4().hex[:10]
+    return base_settings.model_copy(
+        update={"task_queue_cpu": f"cpu-{suffix}", "task_queue_gpu": f"gpu-{suffix}"}
+    )
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant name unique to this test."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Caller:
+    """An API key and the tenant it belongs to."""
+
+    tenant: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture
+async def caller(clients: Clients, tenant: str) -> Caller:
+    await ensure_tenant(clients.engine, tenant)
+    return Caller(tenant=tenant, key=await create_key(clients.engine, tenant))
+
+
+@pytest.fixture
+async def other_caller(clients: Clients) -> Caller:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    return Caller(tenant=name, key=await create_key(clients.engine, name))
+
+
+@asynccontextmanager
+async def running_workers(clients: Clients, settings: Settings) -> AsyncIterator[list[Worker]]:
+    """A cpu and a gpu worker on this test's queues, built exactly as worker.py builds them."""
+    cpu = build_worker(clients.temporal, "cpu", clients, settings)
+    gpu = build_worker(clients.temporal, "gpu", clients, settings)
+    async with cpu, gpu:
+        yield [cpu, gpu]
+
+
+@pytest.fixture
+async def workers(clients: Clients, settings: Settings) -> AsyncIterator[list[Worker]]:
+    async with running_workers(clients, settings) as started:
+        yield started
+
+
+@pytest.fixture
+async def api(clients: Clients, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API app in process, over the session's real clients."""
+    app = create_app(settings, clients=clients)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client,
+    ):
+        yield client
+
+
+def _test_server_path() -> str:
+    found = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise RuntimeError("temporal-test-server missing: install the dev extras (make test)")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server: timers of hours complete in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=_test_server_path(),
+    )
+    yield env
+    await env.shutdown()

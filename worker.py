@@ -1,0 +1,135 @@
+"""Run a Keel worker: `python worker.py --queue cpu|gpu`.
+
+The cpu worker hosts every workflow and the I/O-bound activities; the gpu worker hosts the
+model-bound activities (embedding, reranking) and uses CUDA when present, the CPU otherwise.
+Activities are methods of classes built here, once, with their clients.
+
+On SIGINT/SIGTERM the worker stops polling and gives running activities
+`graceful_shutdown_timeout` to finish; long activities heartbeat, so one that cannot finish
+in time is retried elsewhere from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from keel.clients import Clients
+from keel.settings import Settings, settings
+from keel.telemetry import configure_logging, get_logger
+
+QueueKind = Literal["cpu", "gpu"]
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+log = get_logger("keel.worker")
+
+
+def compute_device() -> str:
+    """'cuda' when an NVIDIA GPU is usable from this process, else 'cpu'."""
+    try:
+        import onnxruntime
+
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            return "cuda"
+    except ImportError:
+        pass
+    try:
+        import torch  # type: ignore[import-not-found, unused-ignore]
+
+        if torch.cuda.is_available():
+            return "cuda"
+    except ImportError:
+        pass
+    return "cpu"
+
+
+@dataclass
+class Registry:
+    """What one queue's worker hosts."""
+
+    workflows: list[type] = field(default_factory=list)
+    activities: list[Any] = field(default_factory=list)
+
+
+def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
+    """Workflows and activities for a queue, activities bound to their clients."""
+    from activities.diagnostics import DiagnosticsActivities, checksum_step
+    from workflows.diagnostics import LatencyProbeWorkflow, PingWorkflow
+
+    del config  # read by activity classes as the queues gain them
+    del clients
+    if kind == "gpu":
+        diagnostics = DiagnosticsActivities(device=compute_device())
+        return Registry(activities=[diagnostics.ping])
+    diagnostics = DiagnosticsActivities(device="cpu")
+    return Registry(
+        workflows=[PingWorkflow, LatencyProbeWorkflow],
+        activities=[diagnostics.ping, checksum_step],
+    )
+
+
+def build_worker(
+    client: Client,
+    kind: QueueKind,
+    clients: Clients,
+    config: Settings,
+    *,
+    task_queue: str | None = None,
+) -> Worker:
+    """A worker for `kind`, on `task_queue` (default: the queue named in settings)."""
+    hosted = registry(kind, clients, config)
+    queue = task_queue or (config.task_queue_cpu if kind == "cpu" else config.task_queue_gpu)
+    slots = 4 if kind == "gpu" else 32
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=hosted.workflows,
+        activities=hosted.activities,
+        # Synchronous activities (model inference, parsing) run in this pool; async ones on
+        # the event loop. The gpu queue takes few at once: they share one model and device.
+        activity_executor=ThreadPoolExecutor(max_workers=slots),
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_concurrent_activities=slots,
+    )
+
+
+async def run(kind: QueueKind, config: Settings) -> None:
+    clients = await Clients.connect(config)
+    worker = build_worker(clients.temporal, kind, clients, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started", queue=worker.task_queue, kind=kind)
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping; letting running activities finish", queue=worker.task_queue)
+    await clients.close()
+    log.info("worker stopped", queue=worker.task_queue)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run a Keel worker.")
+    parser.add_argument(
+        "--queue",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="cpu: workflows + I/O activities; gpu: embedding/reranking (CUDA if present)",
+    )
+    args = parser.parse_args(argv)
+    config = settings()
+    configure_logging(level=config.log_level, json=config.log_json)
+    asyncio.run(run(args.queue, config))
+
+
+if __name__ == "__main__":
+    main()

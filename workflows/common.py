@@ -1,0 +1,21 @@
+"""Small helpers shared by workflows: run status in search attributes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+
+TENANT = SearchAttributeKey.for_keyword("KeelTenant")
+FEATURE = SearchAttributeKey.for_keyword("KeelFeature")
+STATUS = SearchAttributeKey.for_keyword("KeelStatus")
+COST_USD = SearchAttributeKey.for_float("KeelCostUsd")
+
+
+def publish_status(status: str, *, cost_usd: float | None = None) -> None:
+    """Record the run's status (and spend so far) where the Temporal UI can filter on it."""
+    updates: list[SearchAttributeUpdate[Any]] = [STATUS.value_set(status)]
+    if cost_usd is not None:
+        updates.append(COST_USD.value_set(cost_usd))
+    workflow.upsert_search_attributes(updates)
