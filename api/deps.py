@@ -12,12 +12,12 @@ from keel.clients import Clients
 from keel.settings import Settings
 
 
-def get_clients(request: Request) -> Clients:
+async def get_clients(request: Request) -> Clients:
     clients: Clients = request.app.state.clients
     return clients
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     config: Settings = request.app.state.settings
     return config
 

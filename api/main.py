@@ -93,8 +93,16 @@ def create_app(config: Settings | None = None, *, clients: Clients | None = None
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Every route can answer these; each is the common error body.
+        responses={
+            400: {"model": errors.ErrorResponse, "description": "Malformed request body"},
+            413: {"model": errors.ErrorResponse, "description": "Request body too large"},
+            422: {"model": errors.ErrorResponse, "description": "Invalid request"},
+        },
     )
     app.state.settings = config
+    if clients is not None:
+        app.state.clients = clients
     errors.install(app)
     app.include_router(health.router)
     app.include_router(runs.router)

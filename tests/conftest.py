@@ -44,7 +44,7 @@ def stack() -> Iterator[DevStack]:
             api=free_port(),
         ),
         log_json=False,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     dev = DevStack(config, headless=True)
     dev.start()

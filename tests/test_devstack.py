@@ -22,7 +22,7 @@ def _settings(data: Path, **ports: int) -> Settings:
         "api": free_port(),
     }
     chosen.update(ports)
-    return Settings(data_dir=data, ports=Ports(**chosen), _env_file=None)  # type: ignore[call-arg]
+    return Settings(data_dir=data, ports=Ports(**chosen), _env_file=None)
 
 
 def test_port_conflict_names_part_port_and_setting(tmp_path: Path) -> None:

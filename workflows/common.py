@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 TENANT = SearchAttributeKey.for_keyword("KeelTenant")
 FEATURE = SearchAttributeKey.for_keyword("KeelFeature")
@@ -19,3 +24,14 @@ def publish_status(status: str, *, cost_usd: float | None = None) -> None:
     if cost_usd is not None:
         updates.append(COST_USD.value_set(cost_usd))
     workflow.upsert_search_attributes(updates)
+
+
+def run_attributes(tenant: str, feature: str) -> TypedSearchAttributes:
+    """Search attributes a run starts with: who owns it and what it is for."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TENANT, tenant),
+            SearchAttributePair(FEATURE, feature),
+            SearchAttributePair(STATUS, "running"),
+        ]
+    )

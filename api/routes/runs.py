@@ -16,6 +16,8 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
 )
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
@@ -39,10 +41,9 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"])
 RunId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")]
 SignalName = Annotated[str, Path(pattern=r"^[a-z][a-z_]{0,39}$")]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse},
-    404: {"model": ErrorResponse},
-    409: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
+    401: {"model": ErrorResponse, "description": "Missing, malformed or unknown API key"},
+    404: {"model": ErrorResponse, "description": "No such run for this tenant"},
+    409: {"model": ErrorResponse, "description": "The run is already closed"},
 }
 QUERY_TIMEOUT = timedelta(seconds=2)
 
@@ -150,7 +151,13 @@ async def _progress(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
     """The workflow's `progress` query answer; None if it has none or no worker answers soon."""
     try:
         answer = await handle.query("progress", rpc_timeout=QUERY_TIMEOUT)
-    except (TimeoutError, RPCError, FailureError):
+    except (
+        TimeoutError,
+        RPCError,
+        FailureError,
+        WorkflowQueryFailedError,
+        WorkflowQueryRejectedError,
+    ):
         return None
     return answer if isinstance(answer, dict) else {"value": answer}
 
