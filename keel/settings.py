@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keel.contracts.guards import ModelPrice
+
 
 class Ports(BaseModel):
     """Loopback ports of the embedded stack started by `keel up`."""
@@ -23,20 +25,16 @@ class Ports(BaseModel):
     api: int = 8000
 
 
-class ModelPrice(BaseModel):
-    """USD per million tokens for one model."""
-
-    input: float
-    output: float
-    cached_input: float
-
-
 def _default_prices() -> dict[str, ModelPrice]:
     # Public list prices, USD per million tokens. Override with KEEL_PRICES='{"model": {...}}'.
     return {
-        "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cached_input=0.10),
-        "claude-sonnet-4-5": ModelPrice(input=3.0, output=15.0, cached_input=0.30),
-        "claude-opus-4-1": ModelPrice(input=15.0, output=75.0, cached_input=1.50),
+        "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cached_input=0.10, cache_write=1.25),
+        "claude-sonnet-4-5": ModelPrice(
+            input=3.0, output=15.0, cached_input=0.30, cache_write=3.75
+        ),
+        "claude-opus-4-1": ModelPrice(
+            input=15.0, output=75.0, cached_input=1.50, cache_write=18.75
+        ),
         "gpt-4o-mini": ModelPrice(input=0.15, output=0.60, cached_input=0.075),
         "gpt-4o": ModelPrice(input=2.50, output=10.0, cached_input=1.25),
         "local-extractive": ModelPrice(input=0.0, output=0.0, cached_input=0.0),
