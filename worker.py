@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from temporalio.client import Client
@@ -60,20 +61,59 @@ class Registry:
     activities: list[Any] = field(default_factory=list)
 
 
+@lru_cache(maxsize=4)
+def shared_embedder(kind: str) -> Any:
+    """One embedder per process and kind: the model loads once, however many workers."""
+    from activities.embedding import make_embedder
+
+    return make_embedder(kind)
+
+
 def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     """Workflows and activities for a queue, activities bound to their clients."""
     from activities.diagnostics import DiagnosticsActivities, checksum_step
-    from workflows.diagnostics import LatencyProbeWorkflow, PingWorkflow
 
-    del config  # read by activity classes as the queues gain them
-    del clients
     if kind == "gpu":
+        from activities.semantic_cache import SemanticCacheActivities
+
         diagnostics = DiagnosticsActivities(device=compute_device())
-        return Registry(activities=[diagnostics.ping])
+        semantic = SemanticCacheActivities(
+            engine=clients.engine, embedder=shared_embedder(config.embedder)
+        )
+        return Registry(
+            activities=[
+                diagnostics.ping,
+                semantic.semantic_cache_lookup,
+                semantic.semantic_cache_store,
+            ]
+        )
+
+    from activities.gateway import GatewayActivities
+    from activities.providers import build_providers
+    from workflows.circuit import CircuitBreakerWorkflow
+    from workflows.diagnostics import LatencyProbeWorkflow, PingWorkflow
+    from workflows.llm import ModelCallWorkflow
+
     diagnostics = DiagnosticsActivities(device="cpu")
+    gateway = GatewayActivities(
+        engine=clients.engine,
+        redis=clients.redis,
+        temporal=clients.temporal,
+        providers=build_providers(config, timeout=config.provider_timeout_seconds),
+        settings=config,
+    )
     return Registry(
-        workflows=[PingWorkflow, LatencyProbeWorkflow],
-        activities=[diagnostics.ping, checksum_step],
+        workflows=[PingWorkflow, LatencyProbeWorkflow, ModelCallWorkflow, CircuitBreakerWorkflow],
+        activities=[
+            diagnostics.ping,
+            checksum_step,
+            gateway.exact_cache_lookup,
+            gateway.stale_cache_lookup,
+            gateway.exact_cache_store,
+            gateway.tenant_spend,
+            gateway.circuit_acquire,
+            gateway.provider_complete,
+        ],
     )
 
 

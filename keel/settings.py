@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from keel.contracts.guards import ModelPrice
+from keel.contracts.guards import CircuitConfig, ModelPrice, RoutingConfig
 
 
 class Ports(BaseModel):
@@ -85,6 +85,19 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str = ""
     prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+
+    # Gateway
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    circuit: CircuitConfig = Field(default_factory=CircuitConfig)
+    semantic_cache_threshold: float = 0.95
+    semantic_cache: bool = True
+    exact_cache: bool = True
+    exact_cache_ttl_seconds: int = 86_400
+    provider_timeout_seconds: float = 60.0
+
+    # Embeddings: "onnx" (all-MiniLM-L6-v2 int8, CPU/CUDA via onnxruntime, the offline
+    # default), "sentence-transformers" (torch; CUDA when present) or "openai" (hosted).
+    embedder: str = "onnx"
 
     @property
     def temporal_target(self) -> str:

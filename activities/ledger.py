@@ -1,0 +1,100 @@
+"""The LLM-call ledger: one row per provider attempt and per cache hit.
+
+Rows are keyed by `call_key` (workflow id / run id / activity id / attempt), and inserts
+ignore a key already present, so an activity retried after writing its row never writes it
+twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from keel.contracts.gateway import CacheLayer, CallContext
+from keel.contracts.llm import Usage
+from keel.telemetry import LLM_CALLS, LLM_COST
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    call_key: str
+    context: CallContext
+    workflow_id: str
+    run_id: str
+    provider: str
+    model: str
+    usage: Usage
+    latency_ms: float
+    cost_usd: float
+    cache_layer: CacheLayer
+    status: str = "ok"
+    error_type: str | None = None
+
+
+def attempt_key(suffix: str = "") -> str:
+    """A ledger key unique to this activity attempt (stable across a replay of the same one)."""
+    info = activity.info()
+    return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{info.attempt}{suffix}"
+
+
+async def record(engine: AsyncEngine, row: LedgerRow) -> bool:
+    """Insert the row unless its key exists; True when written."""
+    async with engine.begin() as conn:
+        written = await conn.execute(
+            text(
+                """
+                INSERT INTO llm_calls (call_key, tenant_id, feature, workflow_id, run_id,
+                    provider, model, tokens_in, tokens_out, tokens_cached, latency_ms, cost_usd,
+                    cache_layer, status, error_type)
+                VALUES (:call_key, :tenant_id, :feature, :workflow_id, :run_id, :provider, :model,
+                    :tokens_in, :tokens_out, :tokens_cached, :latency_ms, :cost_usd,
+                    :cache_layer, :status, :error_type)
+                ON CONFLICT (call_key) DO NOTHING
+                """
+            ),
+            {
+                "call_key": row.call_key,
+                "tenant_id": uuid.UUID(row.context.tenant_id),
+                "feature": row.context.feature,
+                "workflow_id": row.workflow_id,
+                "run_id": row.run_id,
+                "provider": row.provider,
+                "model": row.model,
+                "tokens_in": row.usage.input_tokens + row.usage.cache_write_tokens,
+                "tokens_out": row.usage.output_tokens,
+                "tokens_cached": row.usage.cached_input_tokens,
+                "latency_ms": row.latency_ms,
+                "cost_usd": row.cost_usd,
+                "cache_layer": "none" if row.cache_layer == "stale" else row.cache_layer,
+                "status": row.status,
+                "error_type": row.error_type,
+            },
+        )
+    was_written = written.rowcount == 1
+    if was_written:
+        LLM_CALLS.labels(row.provider, row.model, row.cache_layer, row.status).inc()
+        if row.cost_usd:
+            LLM_COST.labels(row.context.tenant, row.context.feature, row.model).inc(row.cost_usd)
+    return was_written
+
+
+async def charge_rate_limits(redis: aioredis.Redis, api_key_id: str, tokens: int) -> None:
+    """Add `tokens` to the key's per-minute and per-day windows (read by the API's limiter)."""
+    if not api_key_id or tokens <= 0:
+        return
+    now = int(time.time())
+    minute = f"keel:rl:{api_key_id}:m:{now // 60}"
+    day = f"keel:rl:{api_key_id}:d:{datetime.now(UTC):%Y%m%d}"
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incrby(minute, tokens)
+        pipe.expire(minute, 120)
+        pipe.incrby(day, tokens)
+        pipe.expire(day, 2 * 86400)
+        await pipe.execute()

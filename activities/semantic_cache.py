@@ -1,0 +1,242 @@
+"""Semantic cache: reuse an answer to a differently-worded request with the same meaning.
+
+Embedding similarity alone returns wrong answers: "leave policy 2023" and "leave policy 2025"
+embed at ~0.97 cosine. So a candidate must pass two tests: cosine similarity at or above the
+threshold (0.95 by default), AND the same *key terms* as the new request — numbers and years,
+negations, and contrast words whose flip reverses a question's meaning (before/after,
+monthly/annual, my/their...). Wrong hits measured on `evals/semantic_cache/pairs.jsonl` are
+in the README; `tests/test_semantic_cache.py` keeps them from regressing.
+
+Entries are tenant-scoped, scoped to the model (or routing tier) and the system prompt, expire
+after their TTL, and are deleted when a document they cited changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.embedding import Embedder
+from activities.ledger import LedgerRow, attempt_key, record
+from keel.contracts.gateway import CacheHit, CacheProbe, CacheWrite
+from keel.contracts.llm import Usage
+from keel.telemetry import CACHE_LOOKUPS
+from workflows.guards.cache_key import system_hash
+
+CANDIDATES = 5
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[a-z][a-z'-]*")
+# Words whose presence or absence flips what is asked, mapped to one spelling so that
+# "maximum" and "max" agree.
+_NEGATIONS = (
+    "not no never without non cannot can't don't doesn't isn't aren't won't shouldn't "
+    "except excluding"
+).split()
+_FLIPS = (
+    # direction, order, comparison
+    "before after increase decrease raise lower more less most least first last earliest "
+    "latest inbound outbound upload download import export add remove enable disable start "
+    "stop open close buy sell above below "
+    # whose, which scope
+    "my his her their colleague manager team company personal all any some "
+    # periods
+    "daily weekly monthly quarterly hourly today yesterday tomorrow current previous next "
+    # who a rule applies to
+    "contractor intern part-time full-time new existing senior junior"
+).split()
+_SYNONYMS = {
+    "maximum": "max",
+    "max": "max",
+    "minimum": "min",
+    "min": "min",
+    "every": "each",
+    "each": "each",
+    "annual": "annual",
+    "annually": "annual",
+    "yearly": "annual",
+}
+_CONTRAST: dict[str, str] = {
+    **dict.fromkeys(_NEGATIONS, "not"),
+    **{w: w for w in _FLIPS},
+    **_SYNONYMS,
+}
+# Capitalised words that are not names.
+_NOT_NAMES = frozenset(
+    (
+        "i who what when where why how which is are can could do does the a an please pls "
+        "tell list if our we according"
+    ).split()
+)
+_SKIP = frozenset("a an the my our your their his her this that".split())
+
+
+def _lemma(word: str) -> str:
+    word = word.removesuffix("'s")
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 3 else word
+
+
+def _direction(words: list[str]) -> set[str]:
+    """'from X to Y' roles, so swapping source and target changes the key terms."""
+    if "from" not in words or "to" not in words:
+        return set()
+    roles = set()
+    for marker in ("from", "to"):
+        at = words.index(marker) + 1
+        while at < len(words) and words[at] in _SKIP:
+            at += 1
+        if at < len(words):
+            roles.add(f"{marker}:{_lemma(words[at])}")
+    return roles
+
+
+def key_terms(question: str) -> frozenset[str]:
+    """Numbers, contrast words, direction roles and proper names/codes.
+
+    Two requests may share an answer only when these sets are equal.
+    """
+    lowered = question.lower()
+    words = _WORD.findall(lowered)
+    terms = {f"#{n}" for n in _NUMBER.findall(lowered)}
+    terms |= {_CONTRAST[_lemma(w)] for w in words if _lemma(w) in _CONTRAST}
+    terms |= {_CONTRAST[w] for w in words if w in _CONTRAST}
+    terms |= {"not" for w in words if w.startswith(("non-", "un-"))}
+    terms |= _direction(words)
+    terms |= _names(question)
+    # "convert a contractor to a full-time employee" and its reverse hold the same words;
+    # with "to" between them, their order is the meaning.
+    ordered = [_CONTRAST[w] for w in words if w in _CONTRAST and w not in ("not",)]
+    if "to" in words and len(set(ordered)) >= 2:
+        terms.add(">".join(ordered))
+    return frozenset(terms)
+
+
+def _names(question: str) -> set[str]:
+    """Proper names and codes (Orion, SSO, VPN-EU): capitalised words that do not merely
+    start a sentence, and any word with a capital after its first letter."""
+    found = set()
+    sentence_start = True
+    for match in re.finditer(r"[A-Za-z][\w-]*|[.?!:;]", question):
+        word = match.group()
+        if word in ".?!:;":
+            sentence_start = True
+            continue
+        inner_capital = any(c.isupper() for c in word[1:])
+        if (inner_capital or (word[0].isupper() and not sentence_start)) and (
+            word.lower() not in _NOT_NAMES
+        ):
+            found.add(f"@{_lemma(word.lower())}")
+        sentence_start = False
+    return found
+
+
+def same_meaning_guard(new: str, cached: str) -> bool:
+    """True when nothing in the key terms says the two questions differ."""
+    return key_terms(new) == key_terms(cached)
+
+
+class SemanticCacheActivities:
+    """Runs on the gpu queue, next to the embedder it needs."""
+
+    def __init__(self, *, engine: AsyncEngine, embedder: Embedder) -> None:
+        self.engine = engine
+        self.embedder = embedder
+
+    async def _embed(self, question: str) -> list[float]:
+        vectors = await asyncio.to_thread(self.embedder.embed, [question])
+        return [float(x) for x in vectors[0]]
+
+    @activity.defn(name="semantic_cache_lookup")
+    async def semantic_cache_lookup(self, probe: CacheProbe) -> CacheHit | None:
+        """Nearest cached request of this tenant/scope/system prompt that passes both tests."""
+        if not probe.query_text:
+            return None
+        vector = await self._embed(probe.query_text)
+        async with self.engine.begin() as conn:
+            # Filters are selective (one tenant, one scope): let HNSW keep scanning until it
+            # finds enough rows that pass them.
+            await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            rows = (
+                await conn.execute(
+                    text(
+                        """
+                        SELECT query_text, response, model, 1 - (embedding <=> :v) AS similarity
+                        FROM semantic_cache
+                        WHERE tenant_id = :t AND model_scope = :scope AND system_hash = :sys
+                          AND expires_at > now()
+                        ORDER BY embedding <=> :v
+                        LIMIT :k
+                        """
+                    ),
+                    {
+                        "v": str(vector),
+                        "t": uuid.UUID(probe.context.tenant_id),
+                        "scope": probe.model_scope,
+                        "sys": system_hash(probe.system),
+                        "k": CANDIDATES,
+                    },
+                )
+            ).all()
+        for cached_query, response, model, similarity in rows:
+            if similarity < probe.threshold:
+                break
+            if same_meaning_guard(probe.query_text, cached_query):
+                CACHE_LOOKUPS.labels("semantic", "hit").inc()
+                hit = CacheHit(
+                    layer="semantic", text=response, model=model, similarity=float(similarity)
+                )
+                await record(
+                    self.engine,
+                    LedgerRow(
+                        call_key=attempt_key(":semantic"),
+                        context=probe.context,
+                        workflow_id=probe.workflow_id,
+                        run_id=probe.run_id,
+                        provider="cache",
+                        model=model,
+                        usage=Usage(),
+                        latency_ms=0.0,
+                        cost_usd=0.0,
+                        cache_layer="semantic",
+                    ),
+                )
+                return hit
+        CACHE_LOOKUPS.labels("semantic", "miss").inc()
+        return None
+
+    @activity.defn(name="semantic_cache_store")
+    async def semantic_cache_store(self, write: CacheWrite) -> None:
+        """Remember this answer for similar future requests (idempotent per request)."""
+        if not write.semantic or not write.query_text:
+            return
+        vector = await self._embed(write.query_text)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    """
+                    INSERT INTO semantic_cache (tenant_id, model_scope, system_hash, query_text,
+                        embedding, response, model, cited_document_ids, expires_at)
+                    SELECT :t, :scope, :sys, :q, :v, :r, :m, :cited, :exp
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM semantic_cache WHERE tenant_id = :t AND model_scope = :scope
+                          AND system_hash = :sys AND query_text = :q AND expires_at > now())
+                    """
+                ),
+                {
+                    "t": uuid.UUID(write.context.tenant_id),
+                    "scope": write.model_scope,
+                    "sys": system_hash(write.system),
+                    "q": write.query_text,
+                    "v": str(vector),
+                    "r": write.text,
+                    "m": write.model,
+                    "cited": write.cited_document_ids,
+                    "exp": datetime.now(UTC) + timedelta(seconds=write.ttl_seconds),
+                },
+            )

@@ -1,0 +1,46 @@
+"""Starting runs: what every run's input carries besides its own request."""
+
+from __future__ import annotations
+
+from keel.auth import Principal
+from keel.contracts.gateway import CallContext, GatewayConfig
+from keel.contracts.guards import RunBudget
+from keel.settings import Settings
+
+
+def configured_providers(settings: Settings) -> list[str]:
+    """Providers that can answer: `local` always, the others when their key is set."""
+    providers = ["local"]
+    if settings.anthropic_api_key.get_secret_value():
+        providers.append("anthropic")
+    if settings.openai_api_key.get_secret_value():
+        providers.append("openai")
+    return providers
+
+
+def gateway_config(settings: Settings) -> GatewayConfig:
+    """Gateway settings frozen into a run's input, so its replays never see later changes."""
+    return GatewayConfig(
+        routing=settings.routing,
+        prices=settings.prices,
+        circuit=settings.circuit,
+        semantic_threshold=settings.semantic_cache_threshold,
+        semantic_cache=settings.semantic_cache,
+        exact_cache=settings.exact_cache,
+        exact_ttl_seconds=settings.exact_cache_ttl_seconds,
+        gpu_queue=settings.task_queue_gpu,
+        cpu_queue=settings.task_queue_cpu,
+        providers=configured_providers(settings),
+    )
+
+
+def call_context(
+    principal: Principal, feature: str, budget: RunBudget | None = None
+) -> CallContext:
+    return CallContext(
+        tenant=principal.tenant,
+        tenant_id=str(principal.tenant_id),
+        feature=feature,
+        api_key_id=str(principal.key_id),
+        run_budget=budget or RunBudget(),
+    )

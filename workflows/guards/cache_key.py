@@ -1,0 +1,53 @@
+"""Exact-cache keys: SHA-256 of tenant + model scope + the normalised request.
+
+Pure and deterministic, so workflow code computes the key and the decision "cache or not" is
+in history. Normalising (Unicode NFKC, collapsed whitespace) makes trivially different
+spellings of the same request share an entry; anything that changes meaning (case, words,
+parameters) changes the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+
+from keel.contracts.gateway import ModelCall
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """NFKC + collapsed whitespace + stripped."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def exact_key(tenant: str, model_scope: str, call: ModelCall) -> str:
+    """The Redis key of this call's exact-cache entry; never shared across tenants."""
+    canonical = json.dumps(
+        {
+            "tenant": tenant,
+            "model": model_scope,
+            "system": normalise(call.system),
+            "messages": [[m.role, normalise(m.content)] for m in call.messages],
+            "max_tokens": call.max_tokens,
+            "temperature": call.temperature,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return "keel:exact:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def system_hash(system: str) -> str:
+    """Semantic-cache scope: only requests with the same system prompt may share answers."""
+    return hashlib.sha256(normalise(system).encode()).hexdigest()[:32]
+
+
+def query_text(call: ModelCall) -> str:
+    """The text the semantic cache embeds: the last user turn (the question)."""
+    for message in reversed(call.messages):
+        if message.role == "user":
+            return normalise(message.content)
+    return ""

@@ -1,0 +1,347 @@
+"""The model-call path, run inside workflow code: every guard decided here lands in history.
+
+    tenant budget -> exact cache -> semantic cache -> for each model of the routed chain:
+        run budget check (estimate) -> circuit admission -> provider attempt (Temporal retries)
+    -> cache write;  all failed -> stale cached answer -> typed failure
+
+`call_model` is a plain async function used by every workflow that talks to a model
+(`ModelCallWorkflow`, the RAG and agent workflows). Cache lookups, spend and circuit checks
+are local activities: a few ms each instead of a full activity round trip.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.errors import NON_RETRYABLE
+    from keel.contracts.gateway import (
+        AttemptRecord,
+        CacheHit,
+        CacheProbe,
+        CacheWrite,
+        CallContext,
+        CircuitAdmission,
+        GatewayConfig,
+        ModelCall,
+        ModelCallRequest,
+        ModelCallResult,
+        ProviderCall,
+        ProviderResult,
+        TenantSpend,
+    )
+    from keel.contracts.guards import BudgetState, RouteDecision
+    from keel.contracts.llm import LlmRequest
+    from workflows.common import publish_status
+    from workflows.guards.budget import check_before_call, reconcile, tenant_budget_status
+    from workflows.guards.cache_key import exact_key, query_text
+    from workflows.guards.costing import estimate_cost, estimate_tokens, total_tokens
+    from workflows.guards.routing import route, score_complexity
+    from workflows.policies import PROVIDER_RETRY, PROVIDER_TIMEOUT, QUICK_RETRY
+
+LOCAL = timedelta(seconds=10)
+# Fail fast on these: retrying or falling back cannot fix a request the provider refused.
+FAIL_FAST = {t.value for t in NON_RETRYABLE} | {"ProviderNotConfigured"}
+PROVIDER_RETRY_POLICY = RetryPolicy(
+    initial_interval=PROVIDER_RETRY.initial_interval,
+    backoff_coefficient=PROVIDER_RETRY.backoff_coefficient,
+    maximum_interval=PROVIDER_RETRY.maximum_interval,
+    maximum_attempts=PROVIDER_RETRY.maximum_attempts,
+    non_retryable_error_types=sorted(FAIL_FAST),
+)
+
+
+def circuit_workflow_id(scope: str, model: str) -> str:
+    """One breaker per model (within a scope), shared by every workflow and worker."""
+    return f"keel-circuit-{scope}{model}"
+
+
+def provider_for(model: str) -> str:
+    """Which provider serves a model name."""
+    if model.startswith("claude"):
+        return "anthropic"
+    if model.startswith(("gpt", "o1", "o3", "o4", "chatgpt")):
+        return "openai"
+    return "local"
+
+
+def _error_type(exc: ActivityError) -> tuple[str, str]:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return cause.type or "ApplicationError", cause.message
+    return type(cause).__name__ if cause else "ActivityError", str(cause or exc)
+
+
+def _prompt_tokens(call: ModelCall) -> int:
+    return estimate_tokens(call.system) + sum(estimate_tokens(m.content) for m in call.messages)
+
+
+def plan(call: ModelCall, config: GatewayConfig) -> tuple[list[str], RouteDecision | None, str]:
+    """The ordered models to try, the routing decision, and the cache scope."""
+    if call.model:
+        return [call.model], None, call.model
+    score = score_complexity(query_text(call), context_tokens=call.context_tokens)
+    decision = route(score, config.routing)
+    if call.tier is not None:
+        decision = decision.model_copy(
+            update={"tier": call.tier, "models": config.routing.chain(call.tier)}
+        )
+    return list(decision.models), decision, f"tier:{decision.tier}"
+
+
+async def call_model(
+    call: ModelCall, context: CallContext, config: GatewayConfig, budget: BudgetState
+) -> tuple[ModelCallResult, BudgetState]:
+    """Answer `call` through caches, routing, budgets, breakers and fallback.
+
+    Returns the result and the run's budget state after the call. Never raises for budget,
+    provider or cache failures: the result says what happened (`ok`, `stop_reason`).
+    """
+    info = workflow.info()
+    models, decision, scope = plan(call, config)
+    cacheable = call.cache and not call.time_sensitive
+    probe = CacheProbe(
+        context=context,
+        key=exact_key(context.tenant, scope, call),
+        model_scope=scope,
+        system=call.system,
+        query_text=query_text(call),
+        threshold=config.semantic_threshold,
+        workflow_id=info.workflow_id,
+        run_id=info.run_id,
+    )
+
+    spend: TenantSpend = await workflow.execute_local_activity(
+        "tenant_spend",
+        context.tenant_id,
+        result_type=TenantSpend,
+        start_to_close_timeout=LOCAL,
+        retry_policy=QUICK_RETRY,
+    )
+    tenant_status = None
+    if spend.limit_usd is not None:
+        tenant_status = tenant_budget_status(spend.spent_usd, spend.limit_usd, spend.soft_ratio)
+        if tenant_status.level == "hard_stop":
+            return ModelCallResult(
+                ok=False,
+                route=decision,
+                stop_reason="tenant_budget_exhausted",
+                detail=f"tenant {context.tenant} has spent {tenant_status.percent:.0f}% of its "
+                f"monthly budget of ${spend.limit_usd:.2f}",
+                tenant_budget=tenant_status,
+            ), budget
+
+    hit = await _cached(probe, config, cacheable)
+    if hit is not None:
+        return ModelCallResult(
+            ok=True,
+            text=hit.text,
+            model=hit.model,
+            provider="cache",
+            cache_layer=hit.layer,
+            route=decision,
+            tenant_budget=tenant_status,
+        ), budget
+
+    attempts: list[AttemptRecord] = []
+    prompt_tokens = _prompt_tokens(call)
+    for model in models:
+        provider = provider_for(model)
+        if provider not in config.providers:
+            attempts.append(AttemptRecord(model=model, provider=provider, outcome="not_configured"))
+            continue
+        estimated_usd = estimate_cost(model, prompt_tokens, call.max_tokens, config.prices)
+        verdict = check_before_call(
+            budget, context.run_budget, prompt_tokens + call.max_tokens, estimated_usd
+        )
+        if not verdict.allowed:
+            attempts.append(
+                AttemptRecord(
+                    model=model, provider=provider, outcome="budget", message=verdict.detail
+                )
+            )
+            return ModelCallResult(
+                ok=False,
+                route=decision,
+                attempts=attempts,
+                stop_reason="budget_exhausted",
+                detail=verdict.detail,
+                tenant_budget=tenant_status,
+            ), budget
+        circuit_id = circuit_workflow_id(config.circuit_scope, model)
+        admission: CircuitAdmission = await workflow.execute_local_activity(
+            "circuit_acquire",
+            args=[circuit_id, config.circuit],
+            result_type=CircuitAdmission,
+            start_to_close_timeout=LOCAL,
+            retry_policy=QUICK_RETRY,
+        )
+        if not admission.allowed:
+            attempts.append(AttemptRecord(model=model, provider=provider, outcome="circuit_open"))
+            continue
+        request = LlmRequest(
+            model=model,
+            system=call.system,
+            messages=call.messages,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+        )
+        try:
+            answer: ProviderResult = await workflow.execute_activity(
+                "provider_complete",
+                ProviderCall(
+                    context=context,
+                    request=request,
+                    provider=provider,
+                    workflow_id=info.workflow_id,
+                    run_id=info.run_id,
+                    circuit_id=circuit_id,
+                ),
+                result_type=ProviderResult,
+                task_queue=config.cpu_queue or info.task_queue,
+                start_to_close_timeout=PROVIDER_TIMEOUT,
+                retry_policy=PROVIDER_RETRY_POLICY,
+            )
+        except ActivityError as exc:
+            kind, message = _error_type(exc)
+            attempts.append(
+                AttemptRecord(
+                    model=model,
+                    provider=provider,
+                    outcome="failed",
+                    error_type=kind,
+                    message=message[:300],
+                )
+            )
+            if kind in FAIL_FAST:
+                return ModelCallResult(
+                    ok=False,
+                    route=decision,
+                    attempts=attempts,
+                    stop_reason="all_providers_failed",
+                    detail=f"{kind}: {message[:300]}",
+                    tenant_budget=tenant_status,
+                ), budget
+            continue
+        attempts.append(AttemptRecord(model=answer.model, provider=provider, outcome="ok"))
+        budget = reconcile(budget, total_tokens(answer.usage), answer.cost_usd)
+        publish_status("running", cost_usd=budget.spent_usd)
+        if cacheable:
+            await _store(call, probe, answer, config)
+        return ModelCallResult(
+            ok=True,
+            text=answer.text,
+            model=answer.model,
+            provider=answer.provider,
+            usage=answer.usage,
+            cost_usd=answer.cost_usd,
+            cache_layer=answer.cache_layer,
+            route=decision,
+            attempts=attempts,
+            tenant_budget=tenant_status,
+        ), budget
+
+    if cacheable:
+        stale: CacheHit | None = await workflow.execute_local_activity(
+            "stale_cache_lookup",
+            probe,
+            result_type=CacheHit,
+            start_to_close_timeout=LOCAL,
+            retry_policy=QUICK_RETRY,
+        )
+        if stale is not None:
+            return ModelCallResult(
+                ok=True,
+                text=stale.text,
+                model=stale.model,
+                provider="cache",
+                cache_layer="stale",
+                route=decision,
+                attempts=attempts,
+                detail="every provider failed; answered from an earlier cached answer",
+                tenant_budget=tenant_status,
+            ), budget
+    return ModelCallResult(
+        ok=False,
+        route=decision,
+        attempts=attempts,
+        stop_reason="all_providers_failed",
+        detail="no model in the chain could answer: "
+        + ", ".join(f"{a.model}={a.outcome}" for a in attempts),
+        tenant_budget=tenant_status,
+    ), budget
+
+
+async def _cached(probe: CacheProbe, config: GatewayConfig, cacheable: bool) -> CacheHit | None:
+    if not cacheable:
+        return None
+    if config.exact_cache:
+        hit: CacheHit | None = await workflow.execute_local_activity(
+            "exact_cache_lookup",
+            probe,
+            result_type=CacheHit,
+            start_to_close_timeout=LOCAL,
+            retry_policy=QUICK_RETRY,
+        )
+        if hit is not None:
+            return hit
+    if config.semantic_cache and probe.query_text:
+        semantic: CacheHit | None = await workflow.execute_activity(
+            "semantic_cache_lookup",
+            probe,
+            result_type=CacheHit,
+            task_queue=config.gpu_queue,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=QUICK_RETRY,
+        )
+        return semantic
+    return None
+
+
+async def _store(
+    call: ModelCall, probe: CacheProbe, answer: ProviderResult, config: GatewayConfig
+) -> None:
+    write = CacheWrite(
+        context=probe.context,
+        key=probe.key,
+        model_scope=probe.model_scope,
+        system=call.system,
+        query_text=probe.query_text,
+        text=answer.text,
+        model=answer.model,
+        ttl_seconds=config.exact_ttl_seconds,
+        cited_document_ids=call.cited_document_ids,
+        semantic=config.semantic_cache,
+    )
+    if config.exact_cache:
+        await workflow.execute_local_activity(
+            "exact_cache_store", write, start_to_close_timeout=LOCAL, retry_policy=QUICK_RETRY
+        )
+    if config.semantic_cache and probe.query_text:
+        await workflow.execute_activity(
+            "semantic_cache_store",
+            write,
+            task_queue=config.gpu_queue,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=QUICK_RETRY,
+        )
+
+
+@workflow.defn
+class ModelCallWorkflow:
+    """One model call as its own run: the gateway's front door for the API and agents."""
+
+    @workflow.run
+    async def run(self, request: ModelCallRequest) -> ModelCallResult:
+        result, budget = await call_model(
+            request.call, request.context, request.config, BudgetState()
+        )
+        publish_status(
+            "completed" if result.ok else (result.stop_reason or "failed"),
+            cost_usd=budget.spent_usd,
+        )
+        return result
