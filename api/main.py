@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import health, runs
+from api.routes import costs, health, model_calls, runs
 from keel import __version__
 from keel.clients import Clients
 from keel.settings import Settings, settings
@@ -106,6 +106,8 @@ def create_app(config: Settings | None = None, *, clients: Clients | None = None
     errors.install(app)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(model_calls.router)
+    app.include_router(costs.router)
 
     @app.middleware("http")
     async def measure(

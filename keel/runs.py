@@ -44,3 +44,11 @@ def call_context(
         api_key_id=str(principal.key_id),
         run_budget=budget or RunBudget(),
     )
+
+
+def ui_url(settings: Settings, workflow_id: str, run_id: str = "") -> str:
+    """The run in the Temporal UI (its latest execution when `run_id` is empty)."""
+    base = (
+        f"{settings.temporal_ui}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+    )
+    return f"{base}/{run_id}/history" if run_id else base

@@ -33,6 +33,7 @@ from keel.contracts.runs import (
     RunSummary,
     SignalAccepted,
 )
+from keel.runs import ui_url
 from keel.settings import Settings
 from workflows.common import COST_USD, FEATURE, TENANT
 
@@ -56,13 +57,6 @@ _STATUS: dict[WorkflowExecutionStatus, RunStatus] = {
     WorkflowExecutionStatus.TIMED_OUT: "timed_out",
     WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
 }
-
-
-def ui_url(config: Settings, workflow_id: str, run_id: str) -> str:
-    return (
-        f"{config.temporal_ui}/namespaces/{config.temporal_namespace}"
-        f"/workflows/{workflow_id}/{run_id}/history"
-    )
 
 
 def summarize(execution: WorkflowExecution, config: Settings) -> RunSummary:
