@@ -69,6 +69,15 @@ def shared_embedder(kind: str) -> Any:
     return make_embedder(kind)
 
 
+def workflow_classes() -> list[type]:
+    """Every workflow Keel runs (all hosted by the cpu queue); also what replay tests load."""
+    from workflows.circuit import CircuitBreakerWorkflow
+    from workflows.diagnostics import LatencyProbeWorkflow, PingWorkflow
+    from workflows.llm import ModelCallWorkflow
+
+    return [PingWorkflow, LatencyProbeWorkflow, ModelCallWorkflow, CircuitBreakerWorkflow]
+
+
 def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     """Workflows and activities for a queue, activities bound to their clients."""
     from activities.diagnostics import DiagnosticsActivities, checksum_step
@@ -90,9 +99,6 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
 
     from activities.gateway import GatewayActivities
     from activities.providers import build_providers
-    from workflows.circuit import CircuitBreakerWorkflow
-    from workflows.diagnostics import LatencyProbeWorkflow, PingWorkflow
-    from workflows.llm import ModelCallWorkflow
 
     diagnostics = DiagnosticsActivities(device="cpu")
     gateway = GatewayActivities(
@@ -103,7 +109,7 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
         settings=config,
     )
     return Registry(
-        workflows=[PingWorkflow, LatencyProbeWorkflow, ModelCallWorkflow, CircuitBreakerWorkflow],
+        workflows=workflow_classes(),
         activities=[
             diagnostics.ping,
             checksum_step,
