@@ -31,6 +31,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         gpu_queue=settings.task_queue_gpu,
         cpu_queue=settings.task_queue_cpu,
         providers=configured_providers(settings),
+        circuit_scope=settings.circuit_scope,
     )
 
 

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Gateway
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     circuit: CircuitConfig = Field(default_factory=CircuitConfig)
+    # Breakers are entity workflows named keel-circuit-<scope><model>, hosted on the cpu
+    # queue; a scope separates deployments (or test runs) that must not share breakers.
+    circuit_scope: str = ""
     semantic_cache_threshold: float = 0.95
     semantic_cache: bool = True
     exact_cache: bool = True

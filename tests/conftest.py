@@ -70,10 +70,14 @@ async def clients(base_settings: Settings) -> AsyncIterator[Clients]:
 
 @pytest.fixture
 def settings(base_settings: Settings) -> Settings:
-    """Settings with task queues unique to this test."""
+    """Settings with task queues (and circuit breakers) unique to this test."""
     suffix = uuid.uuid4().hex[:10]
     return base_settings.model_copy(
-        update={"task_queue_cpu": f"cpu-{suffix}", "task_queue_gpu": f"gpu-{suffix}"}
+        update={
+            "task_queue_cpu": f"cpu-{suffix}",
+            "task_queue_gpu": f"gpu-{suffix}",
+            "circuit_scope": f"{suffix}-",
+        }
     )
 
 

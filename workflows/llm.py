@@ -173,14 +173,7 @@ async def call_model(
                 tenant_budget=tenant_status,
             ), budget
         circuit_id = circuit_workflow_id(config.circuit_scope, model)
-        admission: CircuitAdmission = await workflow.execute_local_activity(
-            "circuit_acquire",
-            args=[circuit_id, config.circuit],
-            result_type=CircuitAdmission,
-            start_to_close_timeout=LOCAL,
-            retry_policy=QUICK_RETRY,
-        )
-        if not admission.allowed:
+        if not await _admitted(circuit_id, config):
             attempts.append(AttemptRecord(model=model, provider=provider, outcome="circuit_open"))
             continue
         request = LlmRequest(
@@ -274,6 +267,23 @@ async def call_model(
         + ", ".join(f"{a.model}={a.outcome}" for a in attempts),
         tenant_budget=tenant_status,
     ), budget
+
+
+async def _admitted(circuit_id: str, config: GatewayConfig) -> bool:
+    """Ask the breaker. If the breaker itself cannot answer, fail open: a breaker exists to
+    save time on a failing provider, never to stop calls to a healthy one."""
+    try:
+        admission: CircuitAdmission = await workflow.execute_local_activity(
+            "circuit_acquire",
+            args=[circuit_id, config.circuit],
+            result_type=CircuitAdmission,
+            start_to_close_timeout=LOCAL,
+            retry_policy=RetryPolicy(maximum_attempts=2),
+        )
+    except ActivityError:
+        workflow.logger.warning("circuit breaker %s unreachable; admitting the call", circuit_id)
+        return True
+    return admission.allowed
 
 
 async def _cached(probe: CacheProbe, config: GatewayConfig, cacheable: bool) -> CacheHit | None:
