@@ -34,7 +34,9 @@ def upgrade() -> None:
         "CREATE INDEX semantic_cache_embedding_hnsw ON semantic_cache "
         "USING hnsw (embedding vector_cosine_ops)"
     )
-    op.execute("CREATE INDEX semantic_cache_scope ON semantic_cache (tenant_id, model_scope, system_hash)")
+    op.execute(
+        "CREATE INDEX semantic_cache_scope ON semantic_cache (tenant_id, model_scope, system_hash)"
+    )
     op.execute("CREATE INDEX semantic_cache_cited ON semantic_cache USING gin (cited_document_ids)")
     # One row per document change; the gateway drops cached answers that cited the document
     # and marks the event processed, so an invalidation is never lost to a crash in between.
