@@ -118,6 +118,7 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
             gateway.exact_cache_store,
             gateway.tenant_spend,
             gateway.circuit_acquire,
+            gateway.circuit_publish,
             gateway.provider_complete,
         ],
     )

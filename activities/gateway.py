@@ -33,13 +33,17 @@ from keel.contracts.gateway import (
     ProviderResult,
     TenantSpend,
 )
-from keel.contracts.guards import CircuitConfig
+from keel.contracts.guards import CircuitConfig, CircuitState
 from keel.contracts.llm import Usage
 from keel.settings import Settings
 from keel.telemetry import CACHE_LOOKUPS, activity_context
 from workflows.guards.costing import cost_usd
 
 STALE_TTL = timedelta(days=7)  # how long an answer stays usable as the last-resort fallback
+
+
+def circuit_key(circuit_id: str) -> str:
+    return f"keel:circuit:{circuit_id}"
 
 
 class GatewayActivities:
@@ -134,9 +138,18 @@ class GatewayActivities:
     # -- circuit breakers ----------------------------------------------------------------
     @activity.defn(name="circuit_acquire")
     async def circuit_acquire(self, circuit_id: str, config: CircuitConfig) -> CircuitAdmission:
-        """Ask a model's breaker (an entity workflow, started on first use) for admission."""
+        """May a call go to this model now?
+
+        The breaker entity mirrors its state to Redis on every transition. While it is
+        closed, the answer is yes and no round trip to the entity is needed (the common
+        case costs one Redis GET). Open or half-open circuits are asked through an update,
+        so cool-down and the single half-open probe are decided in the entity's history.
+        """
         from workflows.circuit import CircuitBreakerWorkflow
 
+        mirrored = await self._mirrored(circuit_id)
+        if mirrored.state == "closed":
+            return CircuitAdmission(allowed=True, state=mirrored)
         start = WithStartWorkflowOperation(
             CircuitBreakerWorkflow.run,
             config,
@@ -149,12 +162,37 @@ class GatewayActivities:
         )
         return admission
 
-    async def _report(self, circuit_id: str, success: bool, admitted_at: str) -> None:
-        if not circuit_id:
+    @activity.defn(name="circuit_publish")
+    async def circuit_publish(self, circuit_id: str, state: CircuitState) -> None:
+        """Mirror a breaker's state where every worker can read it in one GET."""
+        await self.redis.set(circuit_key(circuit_id), state.model_dump_json())
+
+    async def _mirrored(self, circuit_id: str) -> CircuitState:
+        raw = await self.redis.get(circuit_key(circuit_id))
+        return CircuitState.model_validate_json(raw) if raw else CircuitState()
+
+    async def _report(self, call: ProviderCall, success: bool, admitted_at: str) -> None:
+        """Tell the breaker how an attempt went (starting the breaker on its first report).
+
+        A success while the breaker is closed with no failures counted changes nothing, so
+        it is not sent: the entity's history grows with failures and recoveries only.
+        """
+        if not call.circuit_id:
             return
-        handle = self.temporal.get_workflow_handle(circuit_id)
-        await handle.signal(
-            "report", CircuitOutcome(success=success, at_attempt_started=admitted_at)
+        if success:
+            mirrored = await self._mirrored(call.circuit_id)
+            if mirrored.state == "closed" and mirrored.consecutive_failures == 0:
+                return
+        from workflows.circuit import CircuitBreakerWorkflow
+
+        await self.temporal.start_workflow(
+            CircuitBreakerWorkflow.run,
+            call.circuit,
+            id=call.circuit_id,
+            task_queue=activity.info().task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal="report",
+            start_signal_args=[CircuitOutcome(success=success, at_attempt_started=admitted_at)],
         )
 
     # -- the provider attempt ------------------------------------------------------------
@@ -176,7 +214,7 @@ class GatewayActivities:
                 response = await provider.complete(call.request)
             except ApplicationError as exc:
                 await self._failed_attempt(call, exc, (time.perf_counter() - started) * 1000)
-                await self._report(call.circuit_id, False, admitted_at)
+                await self._report(call, False, admitted_at)
                 raise
             latency = (time.perf_counter() - started) * 1000
             cost = cost_usd(response.model, response.usage, self._prices(response.model))
@@ -209,7 +247,7 @@ class GatewayActivities:
                 await charge_rate_limits(
                     self.redis, call.context.api_key_id, _tokens(response.usage)
                 )
-            await self._report(call.circuit_id, True, admitted_at)
+            await self._report(call, True, admitted_at)
             return result
 
     def _prices(self, model: str) -> dict[str, Any]:

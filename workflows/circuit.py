@@ -8,7 +8,7 @@ current state is also published in the `KeelStatus` search attribute.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -36,7 +36,7 @@ class CircuitBreakerWorkflow:
     @workflow.run
     async def run(self, config: CircuitConfig, state: CircuitState | None = None) -> None:
         del config, state  # taken by __init__
-        publish_status(self.state.state)
+        await self._publish()
         await workflow.wait_condition(
             lambda: (
                 workflow.info().get_current_history_length() > EVENTS_BEFORE_CONTINUE
@@ -45,24 +45,37 @@ class CircuitBreakerWorkflow:
         )
         workflow.continue_as_new(args=[self.config, self.state])
 
-    def _apply(self, transition: Transition | None) -> None:
-        if transition is None:
-            return
-        self.transitions = [*self.transitions, transition][-TRANSITIONS_KEPT:]
-        workflow.logger.info(
-            "circuit %s -> %s (%s)", transition.from_state, transition.to_state, transition.reason
-        )
+    async def _publish(self) -> None:
+        # Workers read the mirrored state to admit calls to a closed circuit without asking.
         publish_status(self.state.state)
+        await workflow.execute_local_activity(
+            "circuit_publish",
+            args=[workflow.info().workflow_id, self.state],
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+
+    async def _apply(self, transition: Transition | None, *, failures_changed: bool) -> None:
+        if transition is not None:
+            self.transitions = [*self.transitions, transition][-TRANSITIONS_KEPT:]
+            workflow.logger.info(
+                "circuit %s -> %s (%s)",
+                transition.from_state,
+                transition.to_state,
+                transition.reason,
+            )
+        if transition is not None or failures_changed:
+            await self._publish()
 
     @workflow.update
-    def acquire(self) -> CircuitAdmission:
+    async def acquire(self) -> CircuitAdmission:
         """May a call go to this model now? Open circuits answer no without waiting."""
         allowed, self.state, transition = allow_request(self.state, workflow.now(), self.config)
-        self._apply(transition)
+        await self._apply(transition, failures_changed=False)
         return CircuitAdmission(allowed=allowed, state=self.state, transition=transition)
 
     @workflow.signal
-    def report(self, outcome: CircuitOutcome) -> None:
+    async def report(self, outcome: CircuitOutcome) -> None:
+        before = self.state.consecutive_failures
         admitted = (
             datetime.fromisoformat(outcome.at_attempt_started)
             if outcome.at_attempt_started
@@ -76,7 +89,7 @@ class CircuitBreakerWorkflow:
             self.state, transition = record_failure(
                 self.state, workflow.now(), self.config, admitted_at=admitted
             )
-        self._apply(transition)
+        await self._apply(transition, failures_changed=before != self.state.consecutive_failures)
 
     @workflow.query
     def status(self) -> CircuitState:

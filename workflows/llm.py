@@ -1,8 +1,10 @@
 """The model-call path, run inside workflow code: every guard decided here lands in history.
 
-    tenant budget -> exact cache -> semantic cache -> for each model of the routed chain:
-        run budget check (estimate) -> circuit admission -> provider attempt (Temporal retries)
-    -> cache write;  all failed -> stale cached answer -> typed failure
+    exact cache -> semantic cache -> tenant monthly budget -> for each model of the routed
+    chain: run budget check (estimate) -> circuit admission -> provider attempt (Temporal
+    retries) -> cache write;  all failed -> stale cached answer -> typed failure
+
+A cache hit spends nothing, so it is served even to a tenant past its monthly budget.
 
 `call_model` is a plain async function used by every workflow that talks to a model
 (`ModelCallWorkflow`, the RAG and agent workflows). Cache lookups, spend and circuit checks
@@ -115,6 +117,17 @@ async def call_model(
         run_id=info.run_id,
     )
 
+    hit = await _cached(probe, config, cacheable)
+    if hit is not None:
+        return ModelCallResult(
+            ok=True,
+            text=hit.text,
+            model=hit.model,
+            provider="cache",
+            cache_layer=hit.layer,
+            route=decision,
+        ), budget
+
     spend: TenantSpend = await workflow.execute_local_activity(
         "tenant_spend",
         context.tenant_id,
@@ -134,18 +147,6 @@ async def call_model(
                 f"monthly budget of ${spend.limit_usd:.2f}",
                 tenant_budget=tenant_status,
             ), budget
-
-    hit = await _cached(probe, config, cacheable)
-    if hit is not None:
-        return ModelCallResult(
-            ok=True,
-            text=hit.text,
-            model=hit.model,
-            provider="cache",
-            cache_layer=hit.layer,
-            route=decision,
-            tenant_budget=tenant_status,
-        ), budget
 
     attempts: list[AttemptRecord] = []
     prompt_tokens = _prompt_tokens(call)
@@ -193,6 +194,7 @@ async def call_model(
                     workflow_id=info.workflow_id,
                     run_id=info.run_id,
                     circuit_id=circuit_id,
+                    circuit=config.circuit,
                 ),
                 result_type=ProviderResult,
                 task_queue=config.cpu_queue or info.task_queue,

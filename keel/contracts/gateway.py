@@ -126,6 +126,7 @@ class ProviderCall(BaseModel):
     workflow_id: str = ""
     run_id: str = ""
     circuit_id: str = ""
+    circuit: CircuitConfig = Field(default_factory=CircuitConfig)
 
 
 class ProviderResult(BaseModel):
