@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from temporalio.worker import Worker
 
@@ -9,7 +11,7 @@ from keel.auth import create_key
 from keel.clients import Clients
 from tests.conftest import Caller
 
-QUESTION = {
+QUESTION: dict[str, Any] = {
     "call": {
         "messages": [{"role": "user", "content": "Summarise: Keel runs durable agent workflows."}],
         "tier": "cheap",

@@ -34,13 +34,13 @@ async def test_step_kinds_compute_the_same(
 ) -> None:
     result = await clients.temporal.execute_workflow(
         LatencyProbeWorkflow.run,
-        LatencyProbeInput(kind=kind, steps=5),  # type: ignore[arg-type]
+        LatencyProbeInput(kind=kind, steps=5),
         id=f"probe-{uuid.uuid4()}",
         task_queue=settings.task_queue_cpu,
     )
     assert result == LatencyProbeResult(
         kind=kind, steps=5, checksum=sum(s * 31 % 7 for s in range(5))
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_time_skipping_server_runs_keel_workflows(
