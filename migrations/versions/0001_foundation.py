@@ -78,7 +78,9 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX chunks_tenant ON chunks (tenant_id)")
-    op.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)")
+    op.execute(
+        "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)"
+    )
     op.execute("CREATE INDEX chunks_tsv_gin ON chunks USING gin (tsv)")
     op.execute("CREATE INDEX chunks_metadata_gin ON chunks USING gin (metadata jsonb_path_ops)")
     # all-MiniLM-L6-v2 reads 256 word pieces; a 512-token chunk is embedded as overlapping
@@ -142,6 +144,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("budgets", "llm_calls", "chunk_windows", "chunks", "documents", "api_keys", "tenants"):
+    for table in (
+        "budgets",
+        "llm_calls",
+        "chunk_windows",
+        "chunks",
+        "documents",
+        "api_keys",
+        "tenants",
+    ):
         op.execute(f"DROP TABLE IF EXISTS {table}")
     op.execute("DROP EXTENSION IF EXISTS vector")
