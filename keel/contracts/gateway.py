@@ -65,7 +65,7 @@ class ModelCall(BaseModel):
     """One request to the gateway. `model` empty means: route by complexity."""
 
     system: str = ""
-    messages: list[ChatMessage]
+    messages: list[ChatMessage] = Field(min_length=1)
     model: str = ""
     tier: Literal["cheap", "medium", "expensive"] | None = None
     max_tokens: int = Field(default=1024, gt=0)
