@@ -1,0 +1,674 @@
+"""The rule set of the injection layer: named patterns over normalised, lowercase text.
+
+Each family covers one attacker goal (override the instructions, extract the prompt, adopt
+a persona, act through a tool, exfiltrate data, reach another tenant) with phrasings taken
+from public attack corpora (garak, bastioncorpus, S-Labs) and OWASP LLM01 examples. Patterns
+allow a few words between the parts ("ignore *all of the* previous instructions") because
+attackers pad; the gaps are bounded so that a long document cannot match by accident.
+Texts are already lowercase with accents folded ("regles", "systeme"), see `normalize`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from activities.safety.common import MEDIUM, STRONG, WEAK, Rule, rule
+
+_ANY = r"[^.\n]{0,40}?"  # a short gap inside one sentence
+_DET = r"(?:(?:all|any|the|your|my|these|those|its|of|every|previous|prior)\s+){0,4}"
+
+_OVERRIDE_VERB = (
+    r"(?:ignore|disregard|forget|skip|override|overrule|bypass|abandon|discard|neglect|"
+    r"set aside|throw out|drop|cancel|void|erase|delete|clear|stop following|do not follow|"
+    r"don't follow|no longer follow)"
+)
+_INSTRUCTIONS = (
+    r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|commands?|programming|"
+    r"guardrails|restrictions|constraints|polic(?:y|ies)|orders|system (?:prompt|message)|"
+    r"training|safeguards|protocols|principles|safety (?:rules|guidelines|settings|filters)|"
+    r"context|conversation)"
+)
+_REVEAL = (
+    r"(?:reveal(?:ing)?|show(?:ing)?|print(?:ing)?|output(?:ting)?|display(?:ing)?|"
+    r"repeat(?:ing)?|dump(?:ing)?|leak(?:ing)?|tell|give|shar(?:e|ing)|list|spell out|recite|"
+    r"write out|copy|paste|expose|disclos(?:e|ing)|provide|return|echo|translate|encode|"
+    r"summari[sz]e|paraphrase|what (?:is|are|was|were)|what's|read back|state|type out|"
+    r"describe|continue|complete|finish|see|view|read|access|know|obtain|audit|add|include|"
+    r"append|insert|summary of|copy of|transcript of)"
+)
+_PROMPT = (
+    r"(?:system ?prompt|system message|system instructions|initial (?:prompt|instructions)|"
+    r"original (?:prompt|instructions)|hidden (?:prompt|instructions|rules)|"
+    r"(?:secret|confidential|internal) (?:prompt|instructions|rules|guidelines|configuration)|"
+    r"pre-?prompt|meta-?prompt|developer (?:message|instructions|prompt)|starting instructions|"
+    r"(?:instructions|text|words|rules|message|prompt)s? (?:you were|you've been|you have been)"
+    r" (?:given|told|provided|configured with)|"
+    r"(?:text|words|instructions|everything|content) (?:above|before (?:this|my))|"
+    r"(?:above|preceding|earlier) (?:text|message|content|words|instructions|conversation)|"
+    r"(?:your|the) (?:initial|first|original|starting|operating|hidden) (?:instructions|prompt|"
+    r"message|configuration)|context window|prompt (?:template|instructions|file)|"
+    r"initiali[sz]ation (?:string|prompt|text|message)|(?:system|internal|hidden|bot|model) "
+    r"(?:configuration|config)|(?:contents?|text) of (?:your|the) (?:instructions|prompt|system "
+    r"prompt|rules)|(?:message|text|instructions?) (?:from|by) the (?:system|developer|operator)|"
+    r"(?:this|the) (?:entire |whole |full )?conversation (?:back to me|verbatim|word for word))"
+)
+_PERSONA = (
+    r"(?:dan|do anything now|developer mode|dev mode|jailbr(?:o|ea)ken|jailbreak mode|stan|dude|"
+    r"anti-?dan|evil (?:bot|assistant|twin|confidant|ai)|unfiltered (?:ai|assistant|model|mode)|"
+    r"uncensored (?:ai|assistant|model|mode|version)|god ?mode|sudo mode|maintenance mode|"
+    r"debug mode|admin mode|unrestricted (?:ai|mode|assistant|model|version)|"
+    r"bypass-?bot|aim|betterdan|mongo tom|opposite mode|chaos mode|unlocked mode)"
+)
+_RESTRICTIONS = (
+    r"(?:restrictions?|limitations?|filters?|filtering|censorship|ethics|ethical (?:guidelines|"
+    r"constraints|principles|boundaries)|morals?|morality|safety (?:guidelines|filters|protocols|"
+    r"measures|rules|training)|content polic(?:y|ies)|guardrails|(?:openai|anthropic)(?:'s)? "
+    r"polic(?:y|ies)|usage polic(?:y|ies)|rules|guidelines|boundaries|principles|shackles|"
+    r"chains|leash|programming)"
+)
+_DANGEROUS_TOOL = (
+    r"(?:send_email|send_message|delete_(?:file|files|user|record|records|repo|table)|"
+    r"http_(?:post|get|request)|run_(?:shell|command|sql|query|code)|shell|bash|exec(?:ute)?_"
+    r"[a-z]+|write_file|transfer_funds|create_user|grant_[a-z]+|fetch_url|post_webhook|"
+    r"upload_file|drop_table)"
+)
+_AI = (
+    r"(?:ai|a\.i\.|bot|assistant|llm|language model|chatbot|agent|model|gpt|chatgpt|claude|"
+    r"copilot|gemini|ai system|ai agent|ai assistant|automated system|summari[sz]er)s?"
+)
+_BULK_PII = (
+    r"(?:emails?|email address(?:es)?|phone numbers?|home address(?:es)?|addresses|ssns?|"
+    r"social security numbers?|passwords?|password hashes|credit card(?: number)?s?|card "
+    r"numbers|dates? of birth|salaries|medical records|personal (?:data|details|information)|"
+    r"pii|contact details|bank (?:details|accounts)|national insurance numbers|ibans?)"
+)
+# One person's data, asked for by someone else ("Priya's mobile number").
+_PERSONAL = (
+    r"(?:home address(?:es)?|(?:personal|private) (?:phone|mobile|cell|email|address|details|"
+    r"information|data|number)s?(?: (?:numbers?|address(?:es)?))?|(?:mobile|cell|phone) "
+    r"numbers?|email address(?:es)?|dates? of birth|dob|social security numbers?|ssns?|"
+    r"national insurance numbers?|passport numbers?|ibans?|bank (?:details|account(?: "
+    r"number)?s?)|(?:credit )?card numbers?|salaries|'s salary|medical (?:records?|history|"
+    r"conditions?|leave)|diagnos(?:is|ed|es)|maiden name|password hash(?:es)?|contact details|"
+    r"personal details)"
+)
+_NOT_A_FIELD = (
+    r"(?!\s+(?:polic(?:y|ies)|rules?|process|procedures?|forms?|entitlements?|allowances?|"
+    r"requests?|format|field|requirements?|regulations?|laws?|on (?:my|our) account|for "
+    r"(?:my|our) (?:account|company)))"
+)
+_PEOPLE = r"(?:users?|customers?|clients?|employees?|patients?|members?|accounts?|people|staff)"
+_TENANT = (
+    r"(?:tenants?|organi[sz]ations?|orgs?|compan(?:y|ies)|customers?|clients?|workspaces?|"
+    r"accounts?|teams?)"
+)
+_TENANT_DATA = (
+    r"(?:data|documents?|files|records|invoices|tickets|conversations|chats|emails|contracts|"
+    r"info|information|queries|questions|answers|uploads|knowledge base|history|usage|spend|"
+    r"costs|keys|prompts|secrets|vectors|embeddings|transcripts|indexes|index|cached answers)"
+)
+_ACCESS = (
+    r"(?:show|list|give|get|retrieve|fetch|access|read|search|query|dump|export|pull|download|"
+    r"summari[sz]e|compare|include|return|open|browse|look (?:at|into)|what(?:'s| is| are)|"
+    r"which|tell me)"
+)
+_TENANT_REF = (
+    r"(?:tenant|org(?:ani[sz]ation)?|workspace)(?:[_ ]?id)?\s*(?:=|:|!=|is)?\s*(?:['\"][^'\"\n]"
+    r"{1,40}['\"]|[a-z0-9_]*\d[a-z0-9_-]*|[a-z0-9]+-[a-z0-9-]+|whose id)"
+)
+_EXTERNAL = (
+    r"(?:[\w.+-]+@[\w-]+\.[\w.-]+|https?://|ftp://|this (?:url|address|endpoint|webhook)|"
+    r"(?:my|an?|the) (?:external|personal|private|outside) (?:address|server|email|endpoint|"
+    r"account)|the audit webhook|l'adresse externe|externe adresse|direccion externa|"
+    r"indirizzo esterno)"
+)
+_SEND = (
+    r"(?:send|e-?mail|forward|post|upload|transmit|exfiltrate|leak|copy|export|sync|share|mail|"
+    r"submit|deliver|pipe|beacon|envoie\w*|envoyez|transfere\w*|sende\w*|schick\w*|envia\w*|"
+    r"manda\w*|invia\w*)"
+)
+
+RULES: tuple[Rule, ...] = (
+    # --- override the instructions ------------------------------------------------------------
+    rule("ignore_previous", rf"\b{_OVERRIDE_VERB}\b{_ANY}\b{_DET}{_INSTRUCTIONS}\b", STRONG),
+    rule(
+        "ignore_previous_loose",
+        r"\b(?:ignore|disregard|forget)\b\s+(?:everything|all)\b(?:\s+(?:above|before|else|"
+        r"you (?:were|have been) told|prior|previously|so far))|\b(?:ignore|disregard)\b "
+        r"(?:the )?user(?:'s)? (?:question|request|query|instructions|input|message)",
+        STRONG,
+    ),
+    rule(
+        "ignore_task_instead",
+        r"\b(?:ignore|disregard|forget|skip)\b[^.\n]{0,30}\b(?:task|request|question|text|"
+        r"above|translation|summary)\b[^.\n]{0,20}(?:\band\b|,) ?(?:instead|rather|just)\b",
+        MEDIUM,
+    ),
+    rule(
+        "new_instructions",
+        r"\b(?:new|updated|real|actual|true|revised|override|overriding|secret|hidden|priority|"
+        r"additional|important) (?:system )?(?:instructions?|task|directive|rules|system prompt|"
+        r"objective|orders?|mission|command)s?\s*(?::|-|follow|are|is\b)",
+        MEDIUM,
+    ),
+    rule(
+        "override_declaration",
+        r"(?:^|\n|\.\s)\s*(?:system )?(?:override|system update|important system update|"
+        r"(?:admin(?:istrator)?|developer|root) override|security override)\s*:|\b(?:safety|"
+        r"security) (?:protocols?|checks?|filters?|mode|rules|restrictions|guidelines|"
+        r"guardrails) (?:are |have been |now )?(?:disabled|off|removed|deactivated|suspended|"
+        r"lifted|bypassed|turned off)\b|\b(?:your )?(?:rules|guidelines|polic(?:y|ies)|"
+        r"restrictions) have (?:been )?(?:changed|lifted|removed|updated|disabled|suspended)\b|"
+        r"\b(?:now |hereby )allow(?:ed)? (?:all|any) (?:content|requests|topics)\b|\bsupersedes? "
+        r"(?:all )?(?:prior|previous|earlier|other) (?:ones|instructions|directives|rules|"
+        r"guidelines|prompts)\b|\b(?:permission|authori[sz]ed|allowed|cleared) to (?:skip|"
+        r"bypass|ignore|disable) (?:all )?(?:safety|security|content) (?:checks|rules|filters|"
+        r"guidelines|confirmations|policies)",
+        STRONG,
+    ),
+    rule(
+        "your_real_task",
+        r"\byour (?:new|real|true|actual|only|primary|updated) (?:task|purpose|goal|job|"
+        r"instructions?|objective|mission|role|directive) (?:is|are|will be|now|supersedes)\b",
+        STRONG,
+    ),
+    rule(
+        "allegiance_switch",
+        r"\byou (?:now |will )?only (?:obey|follow|listen to|answer to|serve) (?:me|my)\b|\bnot "
+        r"(?:the company|your (?:developers?|creators?|operators?|owners?)) (?:that|who) "
+        r"(?:deployed|built|made|created) you\b",
+        STRONG,
+    ),
+    rule(
+        "instead_do",
+        r"\b(?:instead|rather),? (?:you (?:must|should|will)|just|only)? ?(?:say|print|output|"
+        r"respond with|reply with|write)\b",
+        WEAK,
+    ),
+    rule(
+        "say_pwned",
+        r"\b(?:say|print|output|write|respond with|reply with|type|return)\b[^\n]{0,30}"
+        r"(?:pwned|hacked|i have been|owned|haha)",
+        STRONG,
+    ),
+    rule(
+        "conversation_reset",
+        r"\b(?:end of|stop) (?:the )?(?:user |previous )?(?:input|prompt|conversation|context|"
+        r"instructions|document|session|ticket|email|message|data|text|file|content)\b|\b(?:reset|"
+        r"restart|clear) (?:your|the) (?:context|memory|session|instructions)\b",
+        MEDIUM,
+    ),
+    rule(
+        "fake_role_marker",
+        r"(?:^|\n)\s*(?:#{2,}\s*)?(?:system|assistant|admin|developer|root)\s*(?:message|prompt|"
+        r"override|instruction|note|update)?\s*:|<\|(?:im_start|im_end|system|endoftext|"
+        r"start_header_id)\|>|\[/?(?:system|inst|sys)\]|<</?sys>>|</?(?:system|"
+        r"system_prompt|instructions?|user_query|context|document|untrusted)>|\"(?:assistant|ai|"
+        r"llm|agent|model|system)_?(?:instruction|note|directive|prompt|command)s?\"\s*:",
+        MEDIUM,
+    ),
+    rule(
+        "authority_claim",
+        r"\b(?:i am|i'm|this is|speaking as|message from)\s+(?:the|your|an?)\s+(?:developer|"
+        r"administrator|admin|creator|owner|system administrator|sysadmin|security team|"
+        r"operator|openai|anthropic|engineer who (?:built|made|trained) you)\b",
+        WEAK,
+    ),
+    rule(
+        "override_code",
+        r"\b(?:admin|sudo|root|override|authori[sz]ation|developer|master|emergency) "
+        r"(?:override|code|access|password|key|command|mode|privileges?)\b[^\n]{0,20}"
+        r"(?:granted|enabled|activated|accepted|[:=]|is)",
+        MEDIUM,
+    ),
+    rule(
+        "forged_reasoning",
+        r"\b(?:reasoning|thought|thinking|analysis|scratchpad|chain of thought)\s*\((?:assistant|"
+        r"model|ai)\)\s*:|\bas (?:an? |the )?(?:assistant|ai),? i (?:have )?(?:already )?"
+        r"(?:determined|established|concluded|decided|verified)\b|\bi have (?:already )?"
+        r"(?:determined|established|concluded|verified) that\b[^.\n]{0,80}\b(?:safety|rules|"
+        r"guidelines|polic(?:y|ies)|token|restrictions|append)|\b(?:safety|security) (?:rules|"
+        r"guidelines|polic(?:y|ies)|checks) (?:do not|don't|no longer|does not) apply\b",
+        STRONG,
+    ),
+    # --- personas and restriction removal ------------------------------------------------------
+    rule(
+        "persona_jailbreak",
+        rf"\b(?:you are|you're|act as|acting as|pretend|roleplay|role-play|play the role|"
+        rf"become|enable|enter|activate|switch to|simulate|stay in|emulate|now in|welcome to|"
+        rf"known as|called|named|respond as)\b{_ANY}\b{_PERSONA}\b",
+        STRONG,
+    ),
+    rule(
+        "persona_named",
+        r"\b(?:do anything now|developer mode (?:enabled|output|v2)|jailbroken|stay in character"
+        r"|dan mode|anti-dan)\b|🔓|\[jailbreak\]",
+        STRONG,
+    ),
+    rule(
+        "persona_adopt",
+        r"\b(?:adopt|assume|take on)\b (?:the |a |this |an )?(?:persona|character|identity)\b",
+        WEAK,
+    ),
+    rule(
+        "no_restrictions",
+        rf"\b(?:without|no|zero|free (?:of|from)|ignore|ignoring|bypass|bypassing|remove|removing|"
+        rf"disable|disabling|lift|not bound by|unbound by|break free (?:of|from)|unshackled from|"
+        rf"beyond|outside|don't have|do not have|doesn't have|have no|has no|abandon|"
+        rf"turn off|switch off|circumvent|evade|exempt from|freed from|liberated from|step "
+        rf"beyond)\s+(?:any\s+|all\s+|your\s+|the\s+|its\s+|of\s+)*(?:usual\s+|typical\s+|"
+        rf"normal\s+|standard\s+|built-in\s+|ai\s+|content\s+|corporate\s+|programmed\s+|safety\s+|"
+        rf"ethical\s+|moral\s+)?{_RESTRICTIONS}\b",
+        MEDIUM,
+    ),
+    rule(
+        "unrestricted_ai",
+        r"\b(?:unrestricted|unfiltered|uncensored|amoral|unethical|unaligned|unbound|"
+        r"no-limits?|limitless|rule-?free|jailbroken)\s+(?:ai|assistant|model|chatbot|bot|"
+        r"version|mode|persona|character|llm|system)\b|\b(?:no|without) (?:laws|rules|ethics|"
+        r"morals|restrictions|limits|consequences) (?:exist|apply|matter)\b",
+        STRONG,
+    ),
+    rule(
+        "hypothetical_frame",
+        r"\b(?:hypothetical(?:ly)?|in a (?:fictional|hypothetical|alternate) (?:world|"
+        r"universe|reality|scenario)|thought experiment|purely fictional|no real harm|"
+        r"if you had no)\b",
+        WEAK,
+    ),
+    rule(
+        "must_comply",
+        r"\b(?:you (?:must|will|shall|have to) (?:always )?(?:comply|obey|answer (?:every|all|any)"
+        r"|do (?:anything|everything|whatever))|never (?:refuse|refuses|decline|declines|says? "
+        r"(?:no|you can't))|(?:cannot|can't|will not|won't|must not|mustn't) refuse|no matter "
+        r"(?:what|how))",
+        MEDIUM,
+    ),
+    rule(
+        "opposite_answers",
+        r"\b(?:two (?:different )?(?:responses|answers|paragraphs)|respond (?:in|with) two ways|"
+        r"(?:one|first) (?:normal|classic|filtered) (?:and|,) (?:one|second|the other) "
+        r"(?:jailbroken|unfiltered|uncensored|evil|as dan))",
+        MEDIUM,
+    ),
+    rule(
+        "grandma_exploit",
+        r"\b(?:grand(?:ma|mother|pa|father)|deceased|late (?:grand\w+|mother|father|dad|mom|mum))"
+        r"\b[^\n]{0,160}\b(?:pretend|act as|roleplay|be (?:her|him)|read me|tell me|like (?:she|he)"
+        r" used to)\b",
+        MEDIUM,
+    ),
+    rule(
+        "key_request",
+        r"\b(?:give|read|list|generate|tell|provide|share|send)\b[^.\n]{0,30}\b(?:windows|office|"
+        r"product|activation|license|licence|serial|cd|steam)\s+(?:\d+\s+)?(?:keys?|codes?)\b",
+        MEDIUM,
+    ),
+    rule(
+        "privileged_shell",
+        r"\b(?:simulate|act as|pretend to be|emulate|be)\b[^.\n]{0,20}\b(?:linux |bash |unix |"
+        r"windows |sql |python )?(?:terminal|shell|console|command line)\b[^.\n]{0,30}\b(?:root|"
+        r"admin|sudo|production|prod)\b|\b(?:cat|type|print|read|open|show|less|more)\s+\S*"
+        r"(?:secrets?|credentials|\.env|passwd|shadow|id_rsa|\.pem|\.key)\b",
+        MEDIUM,
+    ),
+    # --- system prompt extraction ------------------------------------------------------------
+    rule("prompt_extraction", rf"\b{_REVEAL}\b{_ANY}\b{_PROMPT}\b", STRONG),
+    rule(
+        "prompt_extraction_rules",
+        r"\b(?:reveal|show|print|output|display|repeat|dump|recite|list|disclose|tell me|paste|"
+        r"share|send|give me|provide|expose|quote)\b[^.\n]{0,30}\b(?:your|the assistant's|the "
+        r"model's|the bot's) (?:rules|guidelines|instructions|directives|configuration|"
+        r"programming|constraints|prompt)\b",
+        MEDIUM,
+    ),
+    rule(
+        "verbatim",
+        r"\b(?:verbatim|word[- ]for[- ]word|word by word|exactly as (?:written|given|stated)|"
+        r"quote (?:them|it) exactly|character for character|letter for letter|mot pour mot|"
+        r"wortwortlich|palabra por palabra|parola per parola)\b",
+        WEAK,
+    ),
+    rule(
+        "prompt_prefix_trick",
+        r"\b(?:start|begin)\w* (?:your (?:answer|reply|response)|with)\b[^\n]{0,30}[\"'](?:my "
+        r"instructions|you are|i was (?:told|instructed)|the system prompt)|complete (?:this|the) "
+        r"sentence:?\s*[\"']?(?:i was instructed|my (?:instructions|rules|prompt))|repeat "
+        r"(?:the|this|everything)[^\n]{0,20}(?:starting|beginning) with|\brepeats? the first "
+        r"message\b",
+        STRONG,
+    ),
+    rule(
+        "told_before",
+        r"\bwhat (?:\w+ )?(?:were|was|have) you (?:been )?(?:told|instructed|programmed|given)\b|"
+        r"\bwhat (?:are|is) (?:it that )?you(?:'re| are)? not (?:supposed|allowed|permitted) to "
+        r"(?:tell|say|reveal|share)\b|\bwhat (?:is )?written (?:above|before)\b",
+        MEDIUM,
+    ),
+    rule(
+        "prompt_in_code",
+        r"(?:console\.log|print|echo|printf|system\.out\.println)\s*\(\s*(?:system_?prompt|"
+        r"instructions|this\.prompt|config)|\{\{\s*(?:system_?prompt|instructions)\s*\}\}",
+        STRONG,
+    ),
+    # --- decode-and-run and other obfuscation cues --------------------------------------------
+    rule(
+        "decode_and_execute",
+        r"\b(?:decode|decipher|translate|convert|interpret|unscramble|reverse|read)\b[^\n]{0,80}"
+        r"\b(?:and|then)\b[^\n]{0,25}\b(?:follow|execute|do|obey|run|perform|carry out|act on|"
+        r"comply with|comply|apply)\b[^\n]{0,20}(?:\b(?:it|them|this|what|that|instructions?|"
+        r"commands?|says|inside|exactly)|$)",
+        STRONG,
+    ),
+    # --- indirect injection: documents and tool output speaking to the model ------------------
+    rule(
+        "ai_addressed",
+        rf"\b(?:note|message|instructions?|attention|notice|important|reminder|hint|memo|"
+        rf"directive)s?\b[^\n]{{0,12}}\b(?:to|for)\s+(?:the\s+|any\s+|all\s+|an?\s+)?"
+        rf"(?:(?:reading|processing|summari[sz]ing)\s+)?{_AI}\b|\b(?:if|when|while) you(?:'re| "
+        rf"are)? (?:an? )?(?:ai|llm|language model|assistant|bot|agent|automated)\b|"
+        rf"\b{_AI} (?:reading|processing|summari[sz]ing|reviewing|parsing|analy[sz]ing|"
+        rf"integrating|screening) (?:this|these)\b|\b(?:dear|hey|attention|hello) {_AI}\b|"
+        rf"\b(?:when|if|once|while|after) (?:the|an?|any) {_AI} (?:reads?|process(?:es)?|"
+        rf"summari[sz]es?|sees?|parses?|encounters?|opens?|views?|handles?) (?:this|these|it)\b|"
+        rf"\bby (?:processing|reading|summari[sz]ing|parsing|analy[sz]ing) this (?:document|page|"
+        rf"email|file|message|ticket|text),? (?:the|you|any) (?:assistant|ai|model|agent|you)\b",
+        STRONG,
+    ),
+    rule(
+        "ai_vocative",
+        r"(?:^|\n|<!--|\[|\(|#|//|/\*|\*|[.!?]\s)\s*(?:note to |attention |dear |hey )?"
+        r"(?:the |all |any )?"
+        r"(?:(?:ai|llm|gpt|automated|language model)\s+(?:\w+\s+)?(?:assistants?|agents?|bots?|"
+        r"models?|systems?)|ai|assistant|chatbot|copilot|llm)\s*(?:\([^)]*\))?\s*[:,-]\s*\w",
+        STRONG,
+    ),
+    rule(
+        "agent_directive",
+        r"\b(?:the )?(?:agent|assistant|ai|model|bot|llm)s? (?:must|should|needs to|has to|is "
+        r"required to|shall|will) (?:now |first |immediately )?(?:fetch|call|run|execute|send|"
+        r"visit|open|download|invoke|delete|forward|email|post|transfer|grant|disable|approve)\b",
+        STRONG,
+    ),
+    rule(
+        "tool_directive",
+        rf"\b(?:call|invoke|run|execute|use|trigger|issue)\s+(?:the\s+)?`?{_DANGEROUS_TOOL}`?\s*"
+        rf"(?:tool\s+|function\s+)?(?:on|to|with|and|for|\(|before|now)",
+        MEDIUM,
+    ),
+    rule(
+        "tool_directive_generic",
+        r"\b(?:call|invoke|execute|trigger)\s+(?:the\s+)?`?[a-z]+_[a-z_]+`?\s+(?:tool\s+|"
+        r"function\s+)?(?:on|to|with|and|for)\b",
+        WEAK,
+    ),
+    rule("pipe_to_shell", r"\b(?:curl|wget)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b", MEDIUM),
+    rule(
+        "before_responding",
+        r"\bbefore (?:you )?(?:answer(?:ing)?|respond(?:ing)?|repl(?:y|ying)|continuing|"
+        r"summari[sz]ing|proceeding|doing anything else)\b",
+        WEAK,
+    ),
+    rule(
+        "reply_tampering",
+        r"\b(?:append|include|insert|add|prepend|attach|embed|put|place|end|begin|start)\b"
+        r"[^\n]{0,60}\b(?:token|code|string|phrase|canary|marker|reference|trace_id|doc_id|"
+        r"identifier|link|url|session reference|verification)\b[^\n]{0,60}\b(?:reply|response|"
+        r"answer|summary|output|review|report|message)s?\b",
+        WEAK,
+    ),
+    rule(
+        "your_output",
+        r"\b(?:in|into|to|at the end of) your (?:summary|reply|answer|response|output|review)\b",
+        WEAK,
+    ),
+    rule(
+        "every_future_reply",
+        r"\b(?:in|to|at the end of|with|to the end of) (?:every|each|all) (?:future |subsequent |"
+        r"later )?(?:reply|replies|response|responses|answer|answers|summary|summaries|message|"
+        r"output|report)s?\b",
+        MEDIUM,
+    ),
+    rule(
+        "memory_poisoning",
+        r"\b(?:save|store|remember|write|add|commit|persist)\b[^\n]{0,40}\b(?:to|in|into) "
+        r"(?:your )?(?:long[- ]term )?memory\b|\bremember (?:this )?for (?:all )?future\b|"
+        r"\bpersists? across (?:turns|sessions|conversations)\b|\bnote to self \(persisted\)",
+        MEDIUM,
+    ),
+    rule(
+        "markdown_exfil",
+        r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][a-z_]+=(?:\{|\[|%7b|\$|<)|\b(?:render|display|"
+        r"include|embed)\b[^\n]{0,40}\b(?:image|img|markdown link|pixel)\b[^\n]{0,60}\b(?:with|"
+        r"containing|append(?:ing)?)\b[^\n]{0,40}\b(?:conversation|chat|history|data|answer|"
+        r"summary|secret|password|key|user)",
+        STRONG,
+    ),
+    rule(
+        "hidden_from_user",
+        r"\b(?:do not|don't|never|without) (?:tell(?:ing)?|mention(?:ing)?|inform(?:ing)?|"
+        r"show(?:ing)?|reveal(?:ing)?|let(?:ting)?) (?:the )?(?:user|human|customer|reader|"
+        r"them)\b|\b(?:secretly|silently|quietly|covertly|without the user (?:knowing|noticing))",
+        MEDIUM,
+    ),
+    rule(
+        "confidentiality_override",
+        r"\bdisregard (?:your|the) (?:operator's |system's )?(?:confidentiality|privacy|"
+        r"security) (?:policy|policies|rules|settings|obligations)\b",
+        STRONG,
+    ),
+    # --- data exfiltration ---------------------------------------------------------------------
+    rule(
+        "exfiltrate_to",
+        rf"\b{_SEND}\b[^.!?\n]{{0,80}}\b(?:to|at|into|towards|a)\s+{_EXTERNAL}",
+        WEAK,
+    ),
+    rule(
+        "exfiltrate_data",
+        rf"\b{_SEND}\b[^.!?\n]{{0,60}}\b(?:customers?|users?|clients?|all|full|entire|every|"
+        rf"conversation|chat|history|data|donnees|records|database|credentials|passwords?|list|"
+        rf"invoices|secrets|keys|summary)\b[^.!?\n]{{0,60}}\b(?:to|at|into|towards|a)\s+"
+        rf"{_EXTERNAL}",
+        STRONG,
+    ),
+    rule(
+        "exfiltrate_data_before",
+        rf"\b(?:customers?|users?|clients?|employees?|donnees|kundendaten|datos|dati|emails|"
+        rf"passwords|credentials|api keys|records|database)\b[^.!?\n]{{0,60}}\b{_SEND}\b"
+        rf"[^.!?\n]{{0,30}}\b(?:to|at|into|towards|a)\s+{_EXTERNAL}",
+        STRONG,
+    ),
+    rule(
+        "bulk_pii",
+        rf"\b(?:list|show|give|dump|export|print|output|collect|gather|extract|retrieve|fetch|"
+        rf"compile|enumerate|reveal|pull|scrape|harvest|send|return|tell me)\b[^.\n]{{0,40}}"
+        rf"\b(?:all|every|each|the full|the complete|the entire|all the|all of the|other)\b"
+        rf"[^.\n]{{0,30}}\b(?:{_PEOPLE}(?:'s?)?\b[^.\n]{{0,25}}\b{_BULK_PII}|{_BULK_PII}\b"
+        rf"[^.\n]{{0,25}}\b(?:of|for|from|belonging to|in) (?:all |every |each |our |the )*"
+        rf"(?:other )?{_PEOPLE})\b",
+        STRONG,
+    ),
+    rule(
+        "third_party_pii",
+        rf"\b(?:what(?:'s| is| are| was)?|which|who|give me|tell me|find|look up|show me|share|"
+        rf"send me|get me|retrieve|provide|include|print|list|export|dump|extract|collect|"
+        rf"compile|paste|search)\b[^.?!\n]{{0,60}}(?<!\bmy )(?<!\bour )(?<!\bmy own )"
+        rf"\b{_PERSONAL}\b{_NOT_A_FIELD}",
+        MEDIUM,
+    ),
+    rule(
+        "dump_store",
+        r"\b(?:dump|export|output|print|show|list|download|reveal|give me|exfiltrate|leak)\b"
+        r"[^.\n]{0,30}\b(?:the |your |entire |whole |full |raw |complete )+(?:(?:customers?|users?|"
+        r"clients?|employees?|vector|production|internal)\s+)*(?:database|db|table|tables|"
+        r"datastore|data store|vector store|index|records|customer list|user list|"
+        r"mailing list|crm)\b",
+        STRONG,
+    ),
+    rule(
+        "credential_request",
+        r"\b(?:reveal|show|give|print|list|share|tell|dump|output|send|display|leak|expose|"
+        r"what(?:'s| is| are))\b[^.\n]{0,30}\b(?:your|the (?:system's|server's|admin|admin's|"
+        r"root|database|db|production|service|app's|company's)|all|stored|other users'?|every)"
+        r"\s+(?:(?:openai|aws|stripe|github|admin|root|api|service|secret|access|private|db|"
+        r"database|production|internal)\s+)*(?:api[_ -]?keys?|secret keys?|access keys?|"
+        r"passwords?|credentials|tokens?|private keys?|env(?:ironment)? variables|\.env|"
+        r"connection strings?|secrets)\b(?!\s+(?:policy|policies|manager|reset|strength|"
+        r"requirements|rotation|hygiene|best practices|work|expire))",
+        STRONG,
+    ),
+    # --- cross-tenant access -----------------------------------------------------------------
+    rule(
+        "cross_tenant",
+        rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b(?:other|another|different|all|every|each|all other|a "
+        rf"competitor's|competitor)\s+{_TENANT}(?:'s?)?\s+(?:[\w-]+\s+){{0,3}}?{_TENANT_DATA}\b|"
+        rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b{_TENANT_DATA} (?:[\w-]+ ){{0,3}}(?:from|of|by|for|"
+        rf"belonging to|uploaded by|asked by|in) (?:all |every |each |other |another |different )"
+        rf"(?:other )?{_TENANT}\b",
+        MEDIUM,
+    ),
+    rule(
+        "other_customers_activity",
+        r"\b(?:other|another) (?:customers?|users?|tenants?|clients?|companies|organi[sz]ations?)"
+        r" (?:have |has )?(?:been |are |were )?(?:asking|saying|uploading|searching|querying|"
+        r"storing|sending)\b",
+        MEDIUM,
+    ),
+    rule(
+        "tenant_switch",
+        rf"\b(?:switch|change|set|pretend|act|log ?in|logged in|authenticate|impersonate|assume|"
+        rf"answer)\b[^.\n]{{0,25}}\b(?:to|as|into|from)?\s*(?:the\s+)?{_TENANT_REF}|"
+        rf"\btenant[_ ]?id\s*(?:=|:|!=|<>|is not)|\b(?:without|ignore|ignoring|bypass|remove|"
+        rf"disable|drop|skip)\b[^.\n]{{0,20}}\b(?:the\s+)?(?:tenant|org(?:ani[sz]ation)?|"
+        rf"workspace)(?:[_ ]?id)?\s*(?:filter|scope|scoping|restriction|isolation|boundary|check|"
+        rf"clause|partition)",
+        MEDIUM,
+    ),
+    rule("tenant_reference", rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b{_TENANT_REF}", MEDIUM),
+    rule(
+        "across_tenants",
+        r"\b(?:across|from|for|of|in) (?:all|every|each|every other|all other|other) "
+        r"(?:tenants|organi[sz]ations|workspaces|customers' (?:accounts|workspaces))\b|"
+        r"\b(?:all|every|other) (?:tenants|organi[sz]ations|workspaces)'\s+(?:[\w-]+\s+){0,2}"
+        r"(?:documents|data|files|indexes|chats|transcripts)\b",
+        MEDIUM,
+    ),
+    rule(
+        "platform_enumeration",
+        r"\b(?:list|show|enumerate|name|count|give me)\b[^.?!\n]{0,15}\b(?:all |the |every |other )"
+        r"*(?:tenants|organi[sz]ations|customer accounts?|customers|companies|workspaces)\b"
+        r"[^.?!\n]{0,30}\b(?:on|using|that use|of|in) (?:this|the) (?:platform|service|system)\b",
+        MEDIUM,
+    ),
+    rule(
+        "foreign_org_data",
+        r"\b(?:search|access|read|query|show|give|open|summari[sz]e|pull|compare)\b[^.?!\n]{0,40}"
+        r"\b(?!(?:our|my|your|the|this|their|its|his|her|a|an)\b)[a-z][\w&-]*(?: (?:corp|inc|ltd|"
+        r"llc|gmbh|labs|co))?'s (?:knowledge base|documents?|files|data|index|workspace|tenant|"
+        r"account|usage|invoices|contracts|internal|strategy|numbers|spend|chats?|conversations|"
+        r"uploads)\b",
+        WEAK,
+    ),
+    rule(
+        "cross_tenant_cue",
+        r"\b(?:competitor(?:'s)?|not (?:just )?mine|whole platform|entire platform|all (?:the )?"
+        r"tenants|acquired by|other (?:tenants?|organi[sz]ations?|companies))\b",
+        WEAK,
+    ),
+    # --- other languages (the public corpora carry de/fr/es/it variants) ----------------------
+    rule(
+        "foreign_override",
+        r"\b(?:ignoriere|vergiss|missachte)\b[^.\n]{0,30}\b(?:anweisungen|regeln|vorgaben|"
+        r"richtlinien)|\bvergiss alles\b|"
+        r"\b(?:ignore[sz]?|oublie[sz]?)\s+(?:toutes\s+)?(?:les|tes|vos)\s+(?:\w+\s+)?"
+        r"(?:instructions|consignes|regles)|\boublie tout\b|"
+        r"\b(?:ignora|olvida|olvide)\b[^.\n]{0,30}\b(?:instrucciones|reglas|indicaciones)|"
+        r"\bolvida todo\b|\b(?:ignora|dimentica)\b[^.\n]{0,30}\b(?:istruzioni|regole)|"
+        r"\bdimentica tutto\b",
+        STRONG,
+    ),
+    rule(
+        "foreign_extraction",
+        r"\b(?:verrate|zeige|gib)\b[^.\n]{0,30}\b(?:systemanweisungen|systemprompt|anweisungen)|"
+        r"\b(?:revele|montre|affiche)\b[^.\n]{0,30}\binstructions|\b(?:revela|muestra|"
+        r"rivela|mostra)\b[^.\n]{0,30}\b(?:instrucciones|istruzioni|prompt)|\b(?:umgehe)\b",
+        STRONG,
+    ),
+    rule(
+        "foreign_no_restrictions",
+        r"\b(?:sin|sans|senza|ohne|keine)\s+(?:restricciones|restrictions|restrizioni|"
+        r"einschrankungen|regeln|filtro|filtre|filtri|filter|limites|limiti|grenzen|"
+        r"richtlinien)\b|\b(?:uneingeschrankt|befolgst keine)\b",
+        MEDIUM,
+    ),
+    rule(
+        "foreign_persona",
+        r"\b(?:modo desarrollador|mode developpeur|modalita sviluppatore|entwicklermodus)\b",
+        STRONG,
+    ),
+    rule(
+        "foreign_new_instructions",
+        r"\b(?:neue anweisungen|nouvelles instructions|nuevas instrucciones|nuove istruzioni)\b|"
+        r"\b(?:ab (?:jetzt|sofort)|a partir de maintenant|a partir de ahora|da ora in poi)\b"
+        r"[^.\n]{0,40}\b(?:keine regeln|preis|sans regles|sin reglas|senza regole)",
+        MEDIUM,
+    ),
+    rule(
+        "foreign_ai_note",
+        r"\b(?:systemhinweis|note systeme|nota del sistema|nota di sistema|hinweis fur "
+        r"(?:die )?ki|note pour l'ia|nota para la ia|nota per l'ia)\b",
+        MEDIUM,
+    ),
+    rule(
+        "foreign_reasoning",
+        r"\b(?:linee guida di sicurezza non valgono|sicherheitsrichtlinien hier nicht gelten|"
+        r"regles de securite ne s'appliquent pas|reglas de seguridad no aplican)\b",
+        STRONG,
+    ),
+)
+
+# A question *about* attacks quotes them: "what does 'ignore previous instructions' do?".
+# When a defensive or educational cue is present and the match sits inside quotes, or right
+# after a word that introduces an example, the match counts for much less.
+DEFENSIVE = re.compile(
+    r"\b(?:detect(?:s|ed|ing|ion|or)?|defend|defen[cs]es?|protect(?:s|ing|ion)?|prevent(?:s|ing"
+    r"|ion)?|mitigat(?:e|es|ing|ion)|guard(?:rail)? against|block(?:s|ed|ing)?|filter(?:s|ing)?|"
+    r"recogni[sz]e|identify|classif(?:y|ier|ication)|example|examples|explain|what (?:is|are|"
+    r"does)|how (?:do|does|can|would|should)|why (?:do|does|is|are)|research|paper|owasp|"
+    r"red[- ]team(?:ing)?|training|awareness|test(?:ing)? (?:our|my|the)|unit test|course|"
+    r"lecture|article|blog|quiz|phrases? like|attacks?|attackers?|malicious|jailbreaks?|"
+    r"prompt injection|glossary|definition|refers to|incident|logged)\b"
+)
+# Single quotes open only at a word start, so the apostrophe in "neighbour's" closes nothing.
+_QUOTED = re.compile(
+    r"\"[^\"\n]{3,300}\"|“[^”\n]{3,300}”|(?<![a-z0-9])'[^'\n]{6,300}'(?![a-z])|`[^`\n]{3,300}`"
+)
+_INTRODUCER = re.compile(
+    r"\b(?:like|such as|e\.g\.|saying|says|say|phrase|phrases|prompts? like|called|the words|"
+    r"(?:asking|asked|ask|told|tell|telling|instructing|instructed|trying to get|tried to get|"
+    r"tricks?|trick(?:ed|ing)|attempts? to (?:make|get|trick)|attempted to make|make|makes|"
+    r"getting)\s+(?:the |an? |its |our |your )?(?:assistant|model|bot|ai|ai system|llm|chatbot|"
+    r"agent|system|it|them)\s+(?:to\s+)?|trying to|attempts? to|instructions? to|inputs? (?:that|"
+    r"which)|messages? (?:that|which)|text (?:that|which)|is it (?:safe|possible|ok) to|should "
+    r"(?:i|we) (?:ever )?|how (?:to|do i|can i) (?:stop|prevent|block|detect)[^.\n]{0,40})\s*"
+    r"[:,]?\s*$"
+)
+
+
+def is_mentioned(text: str, start: int, end: int, *, quotes: bool = True) -> bool:
+    """True when text[start:end] is quoted or introduced as an example in a defensive text.
+
+    Args:
+        text: The normalised text the match was found in.
+        start: Start of the match.
+        end: End of the match.
+        quotes: Whether a quoted match counts as a mention. Data (JSON, documents) quotes
+            everything, so only user input gets this benefit.
+    """
+    if not DEFENSIVE.search(text):
+        return False
+    if quotes:
+        for quoted in _QUOTED.finditer(text):
+            if quoted.start() <= start and end <= quoted.end():
+                return True
+    return bool(_INTRODUCER.search(text[max(0, start - 60) : start]))
