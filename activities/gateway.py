@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger import LedgerRow, attempt_key, charge_rate_limits, record
 from activities.providers import Provider
+from activities.safety.pii import redact, restore, restore_map
 from keel.contracts.gateway import (
     CacheHit,
     CacheLayer,
@@ -34,7 +35,7 @@ from keel.contracts.gateway import (
     TenantSpend,
 )
 from keel.contracts.guards import CircuitConfig, CircuitState
-from keel.contracts.llm import Usage
+from keel.contracts.llm import LlmRequest, Usage
 from keel.settings import Settings
 from keel.telemetry import CACHE_LOOKUPS, activity_context
 from workflows.guards.costing import cost_usd
@@ -209,9 +210,10 @@ class GatewayActivities:
         info = activity.info()
         admitted_at = info.current_attempt_scheduled_time.isoformat()
         with activity_context(call.context.tenant):
+            request, restore_values = _redacted(call)
             started = time.perf_counter()
             try:
-                response = await provider.complete(call.request)
+                response = await provider.complete(request)
             except ApplicationError as exc:
                 await self._failed_attempt(call, exc, (time.perf_counter() - started) * 1000)
                 await self._report(call, False, admitted_at)
@@ -220,7 +222,7 @@ class GatewayActivities:
             cost = cost_usd(response.model, response.usage, self._prices(response.model))
             layer: CacheLayer = "provider" if response.usage.cached_input_tokens else "none"
             result = ProviderResult(
-                text=response.text,
+                text=restore(response.text, restore_values),
                 model=response.model,
                 provider=response.provider,
                 usage=response.usage,
@@ -285,6 +287,28 @@ class GatewayActivities:
                 error_type=exc.type,
             ),
         )
+
+
+def _redacted(call: ProviderCall) -> tuple[LlmRequest, dict[str, str]]:
+    """The request as the provider may see it, and the placeholders we may fill back in.
+
+    With `redact_pii`, every PII value becomes a typed placeholder before leaving this
+    process; in the answer, only values the user wrote themselves are restored.
+    """
+    if not call.context.redact_pii:
+        return call.request, {}
+    # One pass over all texts, so placeholders are numbered once across the whole request.
+    separator = "\n\u241e\n"
+    texts = [call.request.system, *(m.content for m in call.request.messages)]
+    redacted, findings = redact(separator.join(texts))
+    system, *contents = redacted.split(separator)
+    messages = [
+        m.model_copy(update={"content": c})
+        for m, c in zip(call.request.messages, contents, strict=True)
+    ]
+    user_text = "\n".join(m.content for m in call.request.messages if m.role == "user")
+    request = call.request.model_copy(update={"messages": messages, "system": system})
+    return request, restore_map(findings, user_text)
 
 
 def _tokens(usage: Usage) -> int:

@@ -6,7 +6,8 @@ import hashlib
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +31,7 @@ class Principal:
     key_id: uuid.UUID
     tokens_per_minute: int | None
     tokens_per_day: int | None
+    tenant_settings: dict[str, Any] = field(default_factory=dict)
 
 
 def hash_key(key: str) -> str:
@@ -92,18 +94,19 @@ async def resolve_key(engine: AsyncEngine, key: str) -> Principal | None:
     async with sessions(engine)() as session:
         row = (
             await session.execute(
-                select(ApiKey, Tenant.name)
+                select(ApiKey, Tenant.name, Tenant.settings)
                 .join(Tenant, Tenant.id == ApiKey.tenant_id)
                 .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
             )
         ).one_or_none()
     if row is None:
         return None
-    api_key, tenant_name = row
+    api_key, tenant_name, tenant_settings = row
     return Principal(
         tenant_id=api_key.tenant_id,
         tenant=tenant_name,
         key_id=api_key.id,
         tokens_per_minute=api_key.tokens_per_minute,
         tokens_per_day=api_key.tokens_per_day,
+        tenant_settings=dict(tenant_settings or {}),
     )

@@ -44,6 +44,7 @@ def call_context(
         feature=feature,
         api_key_id=str(principal.key_id),
         run_budget=budget or RunBudget(),
+        redact_pii=bool(principal.tenant_settings.get("redact_pii", False)),
     )
 
 

@@ -398,3 +398,36 @@ async def test_provider_prompt_cache_tokens_are_priced_at_the_cache_rate(
     assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
     (row,) = await _ledger(clients, wid)
     assert row["cache_layer"] == "provider"
+
+
+async def test_pii_is_redacted_before_the_provider_and_only_the_users_own_restored(
+    clients: Clients,
+    gw_settings: Settings,
+    gw_workers: list[Worker],
+    harness: ProviderHarness,
+    context: CallContext,
+) -> None:
+    # Placeholders are numbered in order of appearance: the system prompt comes first.
+    harness.reply_text = "Writing to [EMAIL_2], not [EMAIL_1]; card [CARD_1]."
+    redacting = context.model_copy(update={"redact_pii": True})
+    call = _call(
+        "Email me at dana.lee@example.com about card 4111 1111 1111 1111 please",
+        system="Staff directory: ops lead is sam.ortiz@example.org",
+        cache=False,
+    )
+    result = await _run(
+        clients,
+        gw_settings,
+        ModelCallRequest(call=call, context=redacting, config=_config(gw_settings)),
+    )
+    sent = harness.requests_for("anthropic")[0].body
+    sent_text = str(sent)
+    assert "dana.lee@example.com" not in sent_text
+    assert "4111 1111 1111 1111" not in sent_text
+    assert "sam.ortiz@example.org" not in sent_text  # system-prompt PII is not the user's
+    assert "[EMAIL_" in sent_text and "[CARD_" in sent_text
+    assert result.ok
+    # The user's own values come back; the staff address stays a placeholder.
+    assert (
+        result.text == "Writing to dana.lee@example.com, not [EMAIL_1]; card 4111 1111 1111 1111."
+    )

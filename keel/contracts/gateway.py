@@ -59,6 +59,11 @@ class CallContext(BaseModel):
     feature: str
     api_key_id: str = ""
     run_budget: RunBudget = Field(default_factory=RunBudget)
+    redact_pii: bool = Field(
+        default=False,
+        description="Replace PII with placeholders before text reaches a provider (tenant "
+        "setting `redact_pii`); only the user's own values are restored in the answer.",
+    )
 
 
 class ModelCall(BaseModel):
