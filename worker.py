@@ -74,8 +74,15 @@ def workflow_classes() -> list[type]:
     from workflows.circuit import CircuitBreakerWorkflow
     from workflows.diagnostics import LatencyProbeWorkflow, PingWorkflow
     from workflows.llm import ModelCallWorkflow
+    from workflows.safety_screen import SafetyScreenWorkflow
 
-    return [PingWorkflow, LatencyProbeWorkflow, ModelCallWorkflow, CircuitBreakerWorkflow]
+    return [
+        PingWorkflow,
+        LatencyProbeWorkflow,
+        ModelCallWorkflow,
+        CircuitBreakerWorkflow,
+        SafetyScreenWorkflow,
+    ]
 
 
 def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
@@ -99,8 +106,10 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
 
     from activities.gateway import GatewayActivities
     from activities.providers import build_providers
+    from activities.redteam import RedTeamActivities
 
     diagnostics = DiagnosticsActivities(device="cpu")
+    redteam = RedTeamActivities()
     gateway = GatewayActivities(
         engine=clients.engine,
         redis=clients.redis,
@@ -120,6 +129,7 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
             gateway.circuit_acquire,
             gateway.circuit_publish,
             gateway.provider_complete,
+            redteam.screen_case,
         ],
     )
 
