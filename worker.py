@@ -71,9 +71,14 @@ def shared_embedder(kind: str) -> Any:
 
 def workflow_classes() -> list[type]:
     """Every workflow Keel runs (all hosted by the cpu queue); also what replay tests load."""
+    from workflows.agents import AgentTeamWorkflow
     from workflows.circuit import CircuitBreakerWorkflow
     from workflows.diagnostics import LatencyProbeWorkflow, PingWorkflow
+    from workflows.document_jobs import DocumentAgentWorkflow, DocumentJobWorkflow
+    from workflows.ingest import IngestWorkflow
+    from workflows.ingest_batch import IngestBatchWorkflow
     from workflows.llm import ModelCallWorkflow
+    from workflows.rag import RagQueryWorkflow
     from workflows.safety_screen import SafetyScreenWorkflow
 
     return [
@@ -81,6 +86,12 @@ def workflow_classes() -> list[type]:
         LatencyProbeWorkflow,
         ModelCallWorkflow,
         CircuitBreakerWorkflow,
+        RagQueryWorkflow,
+        IngestWorkflow,
+        IngestBatchWorkflow,
+        AgentTeamWorkflow,
+        DocumentJobWorkflow,
+        DocumentAgentWorkflow,
         SafetyScreenWorkflow,
     ]
 
@@ -90,26 +101,43 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     from activities.diagnostics import DiagnosticsActivities, checksum_step
 
     if kind == "gpu":
+        from activities.ingest_embed import IngestEmbedActivities
+        from activities.rag.activities import RagModelActivities
+        from activities.rag.rerank import shared_cross_encoders
         from activities.semantic_cache import SemanticCacheActivities
 
         diagnostics = DiagnosticsActivities(device=compute_device())
         semantic = SemanticCacheActivities(
             engine=clients.engine, embedder=shared_embedder(config.embedder)
         )
+        rag_models = RagModelActivities(
+            engine=clients.engine,
+            embedder=shared_embedder(config.embedder),
+            cross_encoders=shared_cross_encoders(),
+        )
         return Registry(
             activities=[
                 diagnostics.ping,
                 semantic.semantic_cache_lookup,
                 semantic.semantic_cache_store,
+                rag_models.embed_query,
+                rag_models.rerank,
+                IngestEmbedActivities(
+                    engine=clients.engine, embedder=shared_embedder(config.embedder)
+                ).embed,
             ]
         )
 
+    from activities.agent_tools import AgentToolActivities
+    from activities.agents import AgentActivities
     from activities.gateway import GatewayActivities
+    from activities.ingest import IngestActivities
     from activities.providers import build_providers
+    from activities.rag.activities import RagActivities
     from activities.redteam import RedTeamActivities
+    from activities.safety_checks import SafetyActivities
 
     diagnostics = DiagnosticsActivities(device="cpu")
-    redteam = RedTeamActivities()
     gateway = GatewayActivities(
         engine=clients.engine,
         redis=clients.redis,
@@ -117,6 +145,12 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
         providers=build_providers(config, timeout=config.provider_timeout_seconds),
         settings=config,
     )
+    rag = RagActivities(engine=clients.engine)
+    safety = SafetyActivities()
+    redteam = RedTeamActivities()
+    ingest = IngestActivities(engine=clients.engine, redis=clients.redis, settings=config)
+    agents = AgentActivities(engine=clients.engine)
+    tools = AgentToolActivities(engine=clients.engine)
     return Registry(
         workflows=workflow_classes(),
         activities=[
@@ -129,7 +163,29 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
             gateway.circuit_acquire,
             gateway.circuit_publish,
             gateway.provider_complete,
+            rag.tenant_state,
+            rag.process_query,
+            rag.vector_search,
+            rag.keyword_search,
+            rag.fuse,
+            rag.assemble_context,
+            safety.check_input,
+            safety.check_output,
             redteam.screen_case,
+            ingest.plan,
+            ingest.parse,
+            ingest.chunk,
+            ingest.upsert,
+            ingest.summarize,
+            ingest.cleanup,
+            agents.transcript_append,
+            agents.safety_check,
+            agents.document_page,
+            agents.document_text,
+            agents.document_store_result,
+            tools.calculator,
+            tools.sql_metadata,
+            tools.http_get,
         ],
     )
 

@@ -1,0 +1,1 @@
+"""Agent roles, the tool registry and team declarations: data and pure functions, no I/O."""

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import costs, health, model_calls, runs
+from api.routes import agents, costs, documents, health, ingest, model_calls, rag, runs
 from keel import __version__
 from keel.clients import Clients
 from keel.settings import Settings, settings
@@ -108,6 +108,10 @@ def create_app(config: Settings | None = None, *, clients: Clients | None = None
     app.include_router(runs.router)
     app.include_router(model_calls.router)
     app.include_router(costs.router)
+    app.include_router(ingest.router)
+    app.include_router(documents.router)
+    app.include_router(rag.router)
+    app.include_router(agents.router)
 
     @app.middleware("http")
     async def measure(

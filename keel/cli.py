@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -25,6 +26,10 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+runs_app = typer.Typer(
+    help="List and inspect runs, and decide escalations (through the API).", no_args_is_help=True
+)
+app.add_typer(runs_app, name="runs")
 
 console = Console()
 err = Console(stderr=True)
@@ -265,6 +270,157 @@ def keys_create(
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    tenant: Annotated[
+        str | None, typer.Option(help="Refuse unless the API key belongs to this tenant.")
+    ] = None,
+    show_sources: Annotated[
+        bool, typer.Option("--show-sources", help="List every source the model was given.")
+    ] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote."),
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Default: http://localhost:<ports.api>.")
+    ] = None,
+    department: Annotated[list[str] | None, typer.Option(help="Only this department.")] = None,
+    doc_type: Annotated[list[str] | None, typer.Option(help="Only this document type.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Documents dated on/after (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Documents dated on/before (YYYY-MM-DD).")
+    ] = None,
+    wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for the answer.")] = 60.0,
+) -> None:
+    """Ask a question of your documents (RAG) through the Keel API."""
+    from keel.ask import AskError, AskOptions, render
+    from keel.ask import ask as send
+
+    filters = {
+        "departments": department or [],
+        "doc_types": doc_type or [],
+        "date_from": since,
+        "date_to": until,
+    }
+    options = AskOptions(
+        question=question,
+        tenant=tenant,
+        show_sources=show_sources,
+        api_key=api_key,
+        api_url=api_url,
+        wait_seconds=wait,
+        filters={k: v for k, v in filters.items() if v},
+    )
+    try:
+        answer = send(settings(), options)
+    except AskError as exc:
+        raise _fail(str(exc)) from exc
+    render(console, answer, show_sources=show_sources)
+
+
+@app.command("eval")
+def eval_cmd(
+    questions: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate the first N questions only.")
+    ] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant the evaluation corpus is seeded into.")] = (
+        "eval"
+    ),
+    answers: Annotated[
+        bool, typer.Option(help="Also score answers with the offline provider.")
+    ] = True,
+    explicit_filters: Annotated[
+        bool, typer.Option(help="Also pass each question's labelled filters as request fields.")
+    ] = False,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Also write the full report here.")
+    ] = None,
+) -> None:
+    """Seed the evaluation corpus and report retrieval and answer quality."""
+    from keel.evaluation.dataset import DatasetError
+    from keel.rag_eval import EvalOptions, print_report, run_eval
+
+    config = settings()
+    options = EvalOptions(
+        tenant=tenant, limit=questions, answers=answers, explicit_filters=explicit_filters
+    )
+    try:
+        report = asyncio.run(run_eval(config, options, progress=err.print))
+    except DatasetError as exc:
+        raise _fail(str(exc), 2) from exc
+    except OSError as exc:
+        raise _fail(f"cannot reach PostgreSQL ({exc}); is `keel up` running?") from exc
+    print_report(console, report)
+    if json_out:
+        from pathlib import Path
+
+        Path(json_out).write_text(report.model_dump_json(indent=2))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Files and folders to ingest.")],
+    tenant: Annotated[
+        str | None, typer.Option(help="Refuse unless the API key belongs to this tenant.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the job's progress until it ends.")
+    ] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote."),
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Default: http://localhost:<ports.api>.")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Title for every document.")] = None,
+    date: Annotated[str | None, typer.Option(help="Date for every document (YYYY-MM-DD).")] = None,
+    department: Annotated[str | None, typer.Option(help="Department of every document.")] = None,
+    doc_type: Annotated[str | None, typer.Option(help="Type of every document.")] = None,
+    target_tokens: Annotated[int, typer.Option(min=16, help="Tokens per chunk.")] = 512,
+    overlap_tokens: Annotated[int, typer.Option(min=0, help="Overlap between chunks.")] = 50,
+) -> None:
+    """Ingest files and folders (txt, md, html, pdf, jsonl) as one durable job."""
+    from keel.ask import AskError, resolve_key
+    from keel.ingest_client import IngestCliError, IngestRequest, follow, render, submit
+
+    config = settings()
+    fields = {"title": title, "date": date, "department": department, "doc_type": doc_type}
+    try:
+        key = resolve_key(config, api_key)
+    except AskError as exc:
+        raise _fail(str(exc)) from exc
+    request = IngestRequest(
+        paths=paths,
+        api_url=(api_url or f"http://localhost:{config.ports.api}").rstrip("/"),
+        api_key=key,
+        tenant=tenant,
+        metadata={k: v for k, v in fields.items() if v},
+        target_tokens=target_tokens,
+        overlap_tokens=overlap_tokens,
+    )
+    try:
+        with httpx.Client(timeout=300) as http:
+            job_id = submit(http, request, err)
+            console.print(f"job {job_id} started; follow it at GET /v1/runs/{job_id}")
+            if not wait:
+                return
+            run = follow(http, request, job_id, err)
+    except IngestCliError as exc:
+        raise _fail(str(exc)) from exc
+    except httpx.HTTPError as exc:
+        raise _fail(
+            f"cannot reach the Keel API at {request.api_url} ({exc}); is `keel up` running?"
+        ) from exc
+    render(console, run)
+    if run["status"] != "completed":
+        raise typer.Exit(1)
+
+
+@app.command()
 def redteam(
     direct: Annotated[
         bool, typer.Option(help="Run the layers in-process instead of through Temporal.")
@@ -324,6 +480,93 @@ async def _screen(config: Settings, cases: list[Any]) -> dict[str, Any]:
     for result in await asyncio.gather(*(one(b) for b in batches)):
         verdicts.update(result.verdicts)
     return verdicts
+
+
+ApiKeyOption = Annotated[
+    str | None, typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote.")
+]
+ApiUrlOption = Annotated[str | None, typer.Option(help="Default: http://localhost:<ports.api>.")]
+
+
+def _runs_call(api_key: str | None, api_url: str | None, call: Any) -> Any:
+    """Run `call(client)` against the API; user-facing failures exit with their message."""
+    from keel.ask import AskError, resolve_key
+    from keel.runs_client import RunsClient, RunsCliError
+
+    config = settings()
+    try:
+        key = resolve_key(config, api_key)
+    except AskError as exc:
+        raise _fail(str(exc)) from exc
+    url = api_url or f"http://localhost:{config.ports.api}"
+    try:
+        with httpx.Client(timeout=60) as http:
+            return call(RunsClient(http, url, key))
+    except RunsCliError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[str | None, typer.Option(help="running, completed, failed, ...")] = None,
+    feature: Annotated[str | None, typer.Option(help="e.g. agents, rag, ingest.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Your runs, newest first."""
+    from keel.runs_client import render_list
+
+    runs = _runs_call(
+        api_key, api_url, lambda c: c.list(status=status, feature=feature, limit=limit)
+    )
+    render_list(console, runs)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Status, progress, the pending escalation (question, draft), result and cost."""
+    from keel.runs_client import render_run
+
+    render_run(console, _runs_call(api_key, api_url, lambda c: c.show(run_id)))
+
+
+@runs_app.command("approve")
+def runs_approve(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    note: Annotated[str, typer.Option(help="Passed to the run and kept in its transcript.")] = "",
+    escalation: Annotated[str, typer.Option(help="Only if this escalation is pending.")] = "",
+    by: Annotated[str, typer.Option(help="Who decides (default: your user name).")] = "",
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Approve the pending escalation: publish the draft, or let the run go on."""
+    import getpass
+
+    body = {"note": note, "escalation_id": escalation, "by": by or getpass.getuser()}
+    _runs_call(api_key, api_url, lambda c: c.decide(run_id, "approve", body))
+    console.print(f"approved {run_id}")
+
+
+@runs_app.command("reject")
+def runs_reject(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the run's transcript.")] = "",
+    escalation: Annotated[str, typer.Option(help="Only if this escalation is pending.")] = "",
+    by: Annotated[str, typer.Option(help="Who decides (default: your user name).")] = "",
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Reject the pending escalation: the run stops without an answer."""
+    import getpass
+
+    body = {"reason": reason, "escalation_id": escalation, "by": by or getpass.getuser()}
+    _runs_call(api_key, api_url, lambda c: c.decide(run_id, "reject", body))
+    console.print(f"rejected {run_id}")
 
 
 def main() -> None:

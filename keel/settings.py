@@ -12,7 +12,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keel.contracts.agents import AgentSettings
 from keel.contracts.guards import CircuitConfig, ModelPrice, RoutingConfig
+from keel.contracts.rag import RagConfig
 
 
 class Ports(BaseModel):
@@ -101,6 +103,21 @@ class Settings(BaseSettings):
     # Embeddings: "onnx" (all-MiniLM-L6-v2 int8, CPU/CUDA via onnxruntime, the offline
     # default), "sentence-transformers" (torch; CUDA when present) or "openai" (hosted).
     embedder: str = "onnx"
+
+    # Agent teams and document jobs: default team, HTTP allow-list of the `http_get` tool,
+    # escalation timeout and its safe default.
+    # `KEEL_AGENTS__HTTP_ALLOW_HOSTS='["docs.example.com"]'`, `KEEL_AGENTS__DEFAULT_TEAM=...`
+    agents: AgentSettings = Field(default_factory=AgentSettings)
+
+    # Ingestion. Server-side paths in a job must lie under `ingest_root` (the API and the
+    # workers check it); None refuses paths, so only uploads can be ingested.
+    ingest_root: Path | None = None
+    # Larger files fail on their own with a `too_large` error; the job goes on.
+    ingest_max_file_bytes: int = 50 * 1024 * 1024
+
+    # RAG pipeline (RagQueryWorkflow): search sizes, fusion weights, reranker, context budget,
+    # whole-answer cache. `KEEL_RAG__RERANKER=cross-encoder`, `KEEL_RAG__VECTOR_WEIGHT=0.6`...
+    rag: RagConfig = Field(default_factory=RagConfig)
 
     @property
     def temporal_target(self) -> str:

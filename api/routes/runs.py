@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
+from pydantic import ValidationError
 from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionDescription,
@@ -18,6 +19,8 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,6 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientsDep, PrincipalDep, SettingsDep
 from api.errors import ApiError, ErrorResponse, not_found
 from keel.clients import Clients
+from keel.contracts.agents import DECISION_INPUTS, ESCALATION_WORKFLOWS
 from keel.contracts.runs import (
     CancelAccepted,
     RunDetail,
@@ -44,9 +48,13 @@ SignalName = Annotated[str, Path(pattern=r"^[a-z][a-z_]{0,39}$")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing, malformed or unknown API key"},
     404: {"model": ErrorResponse, "description": "No such run for this tenant"},
-    409: {"model": ErrorResponse, "description": "The run is already closed"},
+    409: {
+        "model": ErrorResponse,
+        "description": "The run is already closed, or refused the decision (none pending)",
+    },
 }
 QUERY_TIMEOUT = timedelta(seconds=2)
+UPDATE_TIMEOUT = timedelta(seconds=20)
 
 _STATUS: dict[WorkflowExecutionStatus, RunStatus] = {
     WorkflowExecutionStatus.RUNNING: "running",
@@ -157,7 +165,13 @@ async def _progress(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
 
 
 @router.post(
-    "/{run_id}/signals/{name}", response_model=SignalAccepted, status_code=202, responses=ERRORS
+    "/{run_id}/signals/{name}",
+    response_model=SignalAccepted,
+    status_code=202,
+    responses={
+        **ERRORS,
+        503: {"model": ErrorResponse, "description": "No worker took the decision in time"},
+    },
 )
 async def signal_run(
     run_id: RunId,
@@ -166,13 +180,52 @@ async def signal_run(
     clients: ClientsDep,
     payload: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> SignalAccepted:
-    """Send signal `name` (e.g. approve, reject, edit, take_over) with a JSON object body."""
+    """Send signal `name` with a JSON object body.
+
+    To runs that escalate to a person (agent teams), `approve`, `reject`, `edit` and
+    `take_over` are sent as validated updates instead: 409 when no escalation is pending.
+    """
     handle, description = await owned_run(clients, principal.tenant, run_id)
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise _closed(run_id, description)
+    if name in DECISION_INPUTS and description.workflow_type in ESCALATION_WORKFLOWS:
+        await _decide(handle, run_id, name, payload)
+        return SignalAccepted(id=run_id, signal=name)
     args = [payload] if payload is not None else []
     await handle.signal(name, *args)
     return SignalAccepted(id=run_id, signal=name)
+
+
+async def _decide(
+    handle: WorkflowHandle[Any, Any], run_id: str, name: str, payload: dict[str, Any] | None
+) -> None:
+    """An escalation decision, sent as a Temporal update: the workflow's validator refuses
+    one that nothing waits for, and the caller hears it now (409) instead of a signal that
+    is silently ignored."""
+    try:
+        decision = DECISION_INPUTS[name].model_validate(payload or {})
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()
+        ]
+        raise ApiError(
+            422, "InvalidInput", f"invalid {name} decision", details={"problems": problems}
+        ) from exc
+    try:
+        await handle.execute_update(name, decision, rpc_timeout=UPDATE_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        body = _failure_body(exc.cause)
+        raise ApiError(409, body["type"], body["message"], details={"id": run_id}) from exc
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
+        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+            # It closed between our look and the update: the same answer as a closed run.
+            raise ApiError(409, "RunClosed", f"run {run_id!r} is already closed") from exc
+        raise ApiError(
+            503,
+            "WorkerUnavailable",
+            f"no worker answered the {name} decision in time; retry shortly",
+            details={"id": run_id},
+        ) from exc
 
 
 @router.post("/{run_id}/cancel", response_model=CancelAccepted, status_code=202, responses=ERRORS)

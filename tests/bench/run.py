@@ -10,10 +10,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.bench import gateway, step_overhead
+from tests.bench import gateway, ingest, rag, step_overhead
 from tests.bench.common import Entry, markdown
 
-BENCHMARKS: list[Callable[[], Awaitable[Entry]]] = [step_overhead.run, gateway.run]
+BENCHMARKS: list[Callable[[], Awaitable[Entry]]] = [
+    step_overhead.run,
+    gateway.run,
+    rag.run,
+    ingest.run,
+]
 OUT = Path("bench-results")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -63,6 +64,10 @@ class _State:
     faults: dict[str, deque[str]] = field(
         default_factory=lambda: {"anthropic": deque(), "openai": deque()}
     )
+    # Scripted answers: queued texts first (one per successful answer), then `reply_fn`
+    # (called with the request, outside the lock), then `reply_text`.
+    replies: deque[str] = field(default_factory=deque)
+    reply_fn: Callable[[RecordedRequest], str] | None = None
 
 
 class ProviderHarness:
@@ -73,7 +78,9 @@ class ProviderHarness:
     `prompt_tokens - cached_tokens`); `output_tokens`; `cached_tokens` (Anthropic
     `cache_read_input_tokens`, OpenAI `prompt_tokens_details.cached_tokens`);
     `cache_write_tokens` (Anthropic `cache_creation_input_tokens`); `retry_after` (seconds,
-    for `rate_limited`); `slow_seconds` (for `slow`).
+    for `rate_limited`); `slow_seconds` (for `slow`); `reply_fn` (a callable taking the
+    `RecordedRequest` and returning the answer text, for replies that depend on the prompt).
+    `queue_replies(...)` scripts the next answers in order.
     """
 
     def __init__(self) -> None:
@@ -160,6 +167,11 @@ class ProviderHarness:
         with self._lock:
             self._state.faults[provider].extend([kind] * times)
 
+    def queue_replies(self, *texts: str) -> None:
+        """Answer the next successful requests (any provider) with `texts`, in order."""
+        with self._lock:
+            self._state.replies.extend(texts)
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received so far, oldest first (a copy)."""
@@ -176,6 +188,7 @@ class ProviderHarness:
             self._state.requests.clear()
             for queue in self._state.faults.values():
                 queue.clear()
+            self._state.replies.clear()
 
     def _record(self, request: RecordedRequest) -> tuple[str | None, _State]:
         # Returns the fault to apply and a snapshot of the settings for this answer.
@@ -183,7 +196,14 @@ class ProviderHarness:
             self._state.requests.append(request)
             queue = self._state.faults[request.provider]
             fault = queue.popleft() if queue else None
+            scripted = None
+            if fault is None and self._state.replies:
+                scripted = self._state.replies.popleft()
             snapshot = replace(self._state)
+        if fault is None and scripted is None and snapshot.reply_fn is not None:
+            scripted = snapshot.reply_fn(request)  # outside the lock: it may read `requests`
+        if scripted is not None:
+            snapshot = replace(snapshot, reply_text=scripted)
         return fault, snapshot
 
     def _sleep(self, seconds: float) -> None:

@@ -1,0 +1,93 @@
+"""Stage 5 of the RAG pipeline: numbered sources with title, date, department and type, read
+from Postgres by chunk id and cut to a token budget."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from activities.providers.local import approx_tokens, format_sources
+from activities.rag.prompt import header
+from keel.contracts.rag import AssembledContext, Hit, SourceRef
+
+
+async def fetch_sources(
+    engine: AsyncEngine, tenant_id: uuid.UUID, ids: list[int]
+) -> list[tuple[SourceRef, str]]:
+    """The tenant's chunks `ids` (in that order) with their metadata and text."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT c.id, c.document_id, c.text, c.token_count, c.metadata, d.title "
+                    "FROM chunks c JOIN documents d ON d.id = c.document_id "
+                    "WHERE c.tenant_id = :t AND c.id = ANY(:ids)"
+                ),
+                {"t": tenant_id, "ids": ids},
+            )
+        ).all()
+    by_id: dict[int, tuple[SourceRef, str]] = {}
+    for chunk_id, document_id, body, tokens, metadata, doc_title in rows:
+        meta: dict[str, Any] = metadata or {}
+        by_id[int(chunk_id)] = (
+            SourceRef(
+                number=0,
+                chunk_id=int(chunk_id),
+                document_id=str(document_id),
+                title=str(meta.get("title") or doc_title or ""),
+                date=(_text(meta.get("date")) or "")[:10] or None,
+                department=_text(meta.get("department")),
+                doc_type=_text(meta.get("doc_type")),
+                tokens=int(tokens),
+            ),
+            body,
+        )
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None and str(value).strip() else None
+
+
+def _cut(body: str, tokens: int, budget: int) -> str:
+    # token_count is in word pieces; cut proportionally by words, which is close enough for a
+    # budget (the model's own tokenizer differs anyway).
+    words = body.split()
+    keep = max(1, int(len(words) * budget / max(tokens, 1)))
+    return " ".join(words[:keep]) + " ..."
+
+
+def assemble(found: list[tuple[SourceRef, str]], token_budget: int) -> AssembledContext:
+    """Number the sources in rank order while they fit the budget.
+
+    A source that does not fit is skipped (a later, shorter one may still fit), except the
+    first, which is cut to the budget: an answer needs at least one source.
+    """
+    picked: list[tuple[SourceRef, str]] = []
+    used = 0
+    for ref, body in found:
+        cost = ref.tokens + approx_tokens(header(ref)) + 4
+        if used + cost <= token_budget:
+            picked.append((ref, body))
+            used += cost
+        elif not picked:
+            room = max(token_budget - approx_tokens(header(ref)) - 4, 16)
+            cut = ref.model_copy(update={"tokens": room, "truncated": True})
+            picked.append((cut, _cut(body, ref.tokens, room)))
+            used = token_budget
+    sources = [ref.model_copy(update={"number": n}) for n, (ref, _) in enumerate(picked, 1)]
+    block = format_sources(
+        [(header(s), body) for s, (_, body) in zip(sources, picked, strict=True)]
+    )
+    return AssembledContext(block=block, sources=sources, tokens=used)
+
+
+async def assemble_context(
+    engine: AsyncEngine, *, tenant_id: uuid.UUID, hits: list[Hit], token_budget: int
+) -> AssembledContext:
+    """Read the ranked chunks and build the numbered sources block."""
+    found = await fetch_sources(engine, tenant_id, [h.chunk_id for h in hits])
+    return assemble(found, token_budget)

@@ -1,0 +1,548 @@
+"""`keel eval`: retrieval and answer quality of the RAG pipeline on the labelled evaluation set.
+
+The corpus (`evals/corpus/*.jsonl`, loaded by `keel.evaluation`) is seeded into an evaluation
+tenant: one chunk per labelled passage, one document per `doc_id`, stored with
+`activities.store.upsert_document` (unchanged documents are skipped, embeddings are cached on
+disk). Every question then runs through the pipeline's own stage functions, in process, the
+code the activities call: stage 1 (normalise, read filters from the question, embed), stage 2
+vector search, stage 3 keyword search and fusion, stage 4 reranking, stage 5 context assembly
+and stage 6 with the offline `local-extractive` provider and the production prompt. In process
+rather than one Temporal run per question, so that four retrieval modes over the same
+questions take seconds: the workflow adds orchestration, not ranking.
+
+Retrieval modes, same questions, top 50 each: vector (HNSW cosine over chunk windows, best
+window per chunk), keyword (BM25 over Postgres full text), hybrid (both, min-max normalised,
+0.7 / 0.3 by default), hybrid + rerank (the hybrid top 50 reordered by the configured
+reranker). Filters are read from the question text only (as a user's plain question would
+be); `explicit_filters` also passes each question's labelled filters as request fields.
+
+Metrics (`keel.evaluation.metrics`): recall@5, recall@50, MRR@10, nDCG@10 over answerable
+questions; for answers, citation correctness (an answerable answer cites a gold passage, an
+unanswerable one cites nothing), citation precision, "not enough information" on unanswerable
+questions (and, wrongly, on answerable ones), the grounding share of answers (the safety
+layer's lexical check) and the golden must/must-not-contain checks.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from activities.embedding import Embedder
+from activities.providers.local import LocalExtractiveProvider
+from activities.rag.context import assemble_context
+from activities.rag.prompt import cited_numbers, system_prompt, user_message
+from activities.rag.query import process_query
+from activities.rag.rerank import rescore
+from activities.rag.search import fuse, keyword_search, vector_search
+from keel.contracts.llm import ChatMessage, LlmRequest
+from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters
+from keel.evaluation import (
+    GoldenItem,
+    Question,
+    citation_correct,
+    citation_precision,
+    golden_check,
+    load_corpus,
+    load_golden,
+    load_questions,
+    mrr_at_k,
+    ndcg_at_k,
+    recall_at_k,
+    says_not_enough_information,
+)
+from keel.evaluation import Passage as EvalPassage
+from keel.rag_seed import EmbeddingCache, Passage, seed_passages
+from keel.settings import Settings
+
+MODES = ("vector", "keyword", "hybrid", "hybrid+rerank")
+
+
+class ModeMetrics(BaseModel):
+    mode: str
+    questions: int
+    recall_at_5: float
+    recall_at_50: float
+    mrr_at_10: float
+    ndcg_at_10: float
+    ms_per_query: float
+
+
+class AnswerMetrics(BaseModel):
+    answerable: int
+    unanswerable: int
+    citation_correct: float = Field(description="Gold cited (answerable) / nothing cited.")
+    citation_precision: float = Field(description="Cited passages that are gold.")
+    nei_on_unanswerable: float = Field(description="Unanswerable questions answered NEI.")
+    nei_on_answerable: float = Field(description="Answerable questions answered NEI.")
+    grounding_share: float = Field(description="Mean supported share of answer sentences.")
+    golden: int = 0
+    golden_pass: float = Field(default=0.0, description="Golden checks passed.")
+
+
+class EvalReport(BaseModel):
+    passages: int
+    questions: int
+    answerable: int
+    modes: list[ModeMetrics]
+    recall_at_5_by_kind: dict[str, dict[str, float]] = Field(default_factory=dict)
+    filters_read: str = ""
+    answers: AnswerMetrics | None = None
+    seconds: float
+    reranker: str
+    per_question: list[dict[str, Any]] = Field(default_factory=list)
+
+    def mode(self, name: str) -> ModeMetrics:
+        return next(m for m in self.modes if m.mode == name)
+
+    def markdown(self) -> str:
+        """The README tables."""
+        lines = [
+            "| retrieval | recall@5 | recall@50 | MRR@10 | nDCG@10 | ms/query |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m.mode} | {m.recall_at_5:.3f} | {m.recall_at_50:.3f} | {m.mrr_at_10:.3f} "
+            f"| {m.ndcg_at_10:.3f} | {m.ms_per_query:.1f} |"
+            for m in self.modes
+        ]
+        if self.recall_at_5_by_kind:
+            lines += ["", "| recall@5 by kind | " + " | ".join(MODES) + " |"]
+            lines += ["|---" * (len(MODES) + 1) + "|"]
+            for kind, row in sorted(self.recall_at_5_by_kind.items()):
+                lines.append(f"| {kind} | " + " | ".join(f"{row[m]:.3f}" for m in MODES) + " |")
+        if self.answers is not None:
+            a = self.answers
+            lines += [
+                "",
+                "| answers (local-extractive, top 5 after rerank) | value |",
+                "|---|---|",
+                f"| citation correct | {a.citation_correct:.3f} |",
+                f"| citation precision | {a.citation_precision:.3f} |",
+                f"| NEI on unanswerable ({a.unanswerable}) | {a.nei_on_unanswerable:.3f} |",
+                f"| NEI on answerable ({a.answerable}) | {a.nei_on_answerable:.3f} |",
+                f"| grounding share | {a.grounding_share:.3f} |",
+                f"| golden checks passed ({a.golden}) | {a.golden_pass:.3f} |",
+            ]
+        return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
+def seed_form(passage: EvalPassage) -> Passage:
+    """An evaluation passage as the seeder stores it (one chunk, its metadata)."""
+    return Passage(
+        doc_id=passage.doc_id,
+        passage_id=passage.passage_id,
+        title=passage.title,
+        text=passage.text,
+        date=passage.date.isoformat(),
+        department=passage.department,
+        doc_type=passage.doc_type,
+    )
+
+
+@dataclass
+class EvalOptions:
+    tenant: str = "eval"
+    limit: int | None = None
+    answers: bool = True
+    explicit_filters: bool = False
+    corpus: Path | None = None
+    questions: Path | None = None
+    today: date | None = None
+    rag: RagConfig | None = None
+
+
+@dataclass
+class _Ranked:
+    by_mode: dict[str, list[int]]
+    ms: dict[str, float]
+    top: list[Hit] = field(default_factory=list)
+
+
+async def _rank(
+    engine: AsyncEngine,
+    embedder: Embedder,
+    tenant_id: uuid.UUID,
+    question: str,
+    search_text: str,
+    vector: Any,
+    filters: RagFilters,
+    rag: RagConfig,
+) -> _Ranked:
+    """Stages 2-4 for one question, every mode's ranking kept."""
+    ms: dict[str, float] = {}
+    started = time.perf_counter()
+    by_vector = await vector_search(
+        engine,
+        tenant_id=tenant_id,
+        vector=vector,
+        filters=filters,
+        k=rag.vector_k,
+        ef_search=rag.ef_search,
+        iterative_scan=rag.iterative_scan,
+    )
+    ms["vector"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    by_keyword = await keyword_search(
+        engine,
+        tenant_id=tenant_id,
+        query=search_text,
+        filters=filters,
+        k=rag.keyword_k,
+        scoring=rag.keyword_scoring,
+    )
+    ms["keyword"] = (time.perf_counter() - started) * 1000
+    fused = fuse(
+        FuseInput(
+            vector=by_vector,
+            keyword=by_keyword,
+            fusion=rag.fusion,
+            vector_weight=rag.vector_weight,
+            keyword_weight=rag.keyword_weight,
+            rrf_k=rag.rrf_k,
+            k=max(rag.vector_k, rag.keyword_k),
+        )
+    )
+    ms["hybrid"] = ms["vector"] + ms["keyword"]
+    candidates = fused[: rag.rerank_candidates]
+    started = time.perf_counter()
+    if rag.reranker == "rescore":
+        reranked = await rescore(
+            engine,
+            tenant_id=tenant_id,
+            question=question,
+            vector=vector,
+            hits=candidates,
+            embedder=embedder,
+            sentence_candidates=rag.rescore_sentence_candidates,
+        )
+    else:
+        reranked = candidates
+    ms["hybrid+rerank"] = ms["hybrid"] + (time.perf_counter() - started) * 1000
+    return _Ranked(
+        by_mode={
+            "vector": [h.chunk_id for h in by_vector],
+            "keyword": [h.chunk_id for h in by_keyword],
+            "hybrid": [h.chunk_id for h in fused],
+            "hybrid+rerank": [h.chunk_id for h in reranked],
+        },
+        ms=ms,
+        top=reranked[: rag.top_k],
+    )
+
+
+async def evaluate(
+    engine: AsyncEngine,
+    embedder: Embedder,
+    *,
+    tenant_id: uuid.UUID,
+    passages: list[EvalPassage],
+    questions: list[Question],
+    golden: list[GoldenItem] | None = None,
+    rag: RagConfig | None = None,
+    answers: bool = True,
+    explicit_filters: bool = False,
+    today: date | None = None,
+    cache: EmbeddingCache | None = None,
+    progress: Callable[[str], Any] | None = None,
+) -> EvalReport:
+    """Seed `passages` for the tenant and score `questions` in every retrieval mode.
+
+    Returns:
+        The report; `per_question` holds each question's top 10 per mode and its answer.
+    """
+    rag = rag or RagConfig()
+    say = progress or (lambda _: None)
+    started = time.perf_counter()
+    say(f"seeding {len(passages)} passages ...")
+    await seed_passages(
+        engine,
+        embedder,
+        tenant_id=tenant_id,
+        passages=[seed_form(p) for p in passages],
+        cache=cache,
+    )
+    passage_of = await _passage_ids(engine, tenant_id)
+    departments, doc_types = await _vocabulary(engine, tenant_id)
+    processed = [
+        process_query(
+            ProcessQueryInput(
+                question=q.question,
+                filters=(
+                    RagFilters.model_validate(q.filters.as_rag_filters())
+                    if explicit_filters
+                    else RagFilters()
+                ),
+                departments=departments,
+                doc_types=doc_types,
+                today=today or date.today(),
+            )
+        )
+        for q in questions
+    ]
+    say(f"embedding {len(questions)} questions ...")
+    vectors = embedder.embed([p.search_text for p in processed])
+    provider = LocalExtractiveProvider()
+    rows: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+    latencies: dict[str, list[float]] = {m: [] for m in MODES}
+    by_kind: dict[str, dict[str, list[float]]] = {}
+    records: list[dict[str, Any]] = []
+    for n, (question, query, vector) in enumerate(zip(questions, processed, vectors, strict=True)):
+        if n and n % 50 == 0:
+            say(f"  {n}/{len(questions)} questions")
+        ranked = await _rank(
+            engine,
+            embedder,
+            tenant_id,
+            question.question,
+            query.search_text,
+            vector,
+            query.filters,
+            rag,
+        )
+        gold = question.gold_passage_ids
+        record: dict[str, Any] = {
+            "qid": question.qid,
+            "kind": question.kind,
+            "gold": gold,
+            "filters": query.filters.model_dump(mode="json", exclude_defaults=True),
+        }
+        for mode in MODES:
+            order = [passage_of.get(i, "") for i in ranked.by_mode[mode]]
+            latencies[mode].append(ranked.ms[mode])
+            record[mode] = order[:10]
+            if question.answerable:
+                scores = {
+                    "r5": recall_at_k(order, gold, 5),
+                    "r50": recall_at_k(order, gold, 50),
+                    "mrr": mrr_at_k(order, gold, 10),
+                    "ndcg": ndcg_at_k(order, gold, 10),
+                }
+                rows[mode].append(scores)
+                by_kind.setdefault(question.kind, {}).setdefault(mode, []).append(scores["r5"])
+        if answers:
+            record.update(
+                await _answer(
+                    engine, provider, tenant_id, question.question, ranked.top, rag, passage_of
+                )
+            )
+        records.append(record)
+    modes = [
+        ModeMetrics(
+            mode=mode,
+            questions=len(rows[mode]),
+            recall_at_5=_mean([r["r5"] for r in rows[mode]]),
+            recall_at_50=_mean([r["r50"] for r in rows[mode]]),
+            mrr_at_10=_mean([r["mrr"] for r in rows[mode]]),
+            ndcg_at_10=_mean([r["ndcg"] for r in rows[mode]]),
+            ms_per_query=round(_mean(latencies[mode]), 1),
+        )
+        for mode in MODES
+    ]
+    return EvalReport(
+        passages=len(passages),
+        questions=len(questions),
+        answerable=sum(q.answerable for q in questions),
+        modes=modes,
+        recall_at_5_by_kind={
+            kind: {m: _mean(values.get(m, [])) for m in MODES} for kind, values in by_kind.items()
+        },
+        filters_read=_filters_read(questions, processed),
+        answers=_answer_metrics(questions, records, golden or []) if answers else None,
+        seconds=round(time.perf_counter() - started, 1),
+        reranker=rag.reranker,
+        per_question=records,
+    )
+
+
+def _filters_read(questions: list[Question], processed: list[Any]) -> str:
+    """How many labelled filter fields stage 1 read from the question text (and how many
+    fields it read that the label does not have)."""
+    labelled = read = extra = 0
+    for question, query in zip(questions, processed, strict=True):
+        want = RagFilters.model_validate(question.filters.as_rag_filters())
+        got: RagFilters = query.filters
+        for name in ("date_from", "date_to", "departments", "doc_types"):
+            wanted, found = getattr(want, name), getattr(got, name)
+            if wanted:
+                labelled += 1
+                read += int(_same(wanted, found))
+            elif found:
+                extra += 1
+    return f"{read}/{labelled} labelled filter fields read from the text; {extra} unlabelled"
+
+
+def _same(wanted: Any, found: Any) -> bool:
+    if isinstance(wanted, list):
+        return {w.lower() for w in wanted} == {f.lower() for f in found or []}
+    return bool(wanted == found)
+
+
+async def _answer(
+    engine: AsyncEngine,
+    provider: LocalExtractiveProvider,
+    tenant_id: uuid.UUID,
+    question: str,
+    top: list[Hit],
+    rag: RagConfig,
+    passage_of: dict[int, str],
+) -> dict[str, Any]:
+    """Stages 5 and 6 with the offline provider and the production prompt."""
+    from activities.safety import grounded_share
+
+    assembled = await assemble_context(
+        engine, tenant_id=tenant_id, hits=top, token_budget=rag.context_token_budget
+    )
+    if not assembled.sources:
+        return {"answer": "", "nei": True, "cited": [], "grounding": None}
+    response = await provider.complete(
+        LlmRequest(
+            model="local-extractive",
+            system=system_prompt(assembled.block),
+            messages=[ChatMessage(role="user", content=user_message(question))],
+            max_tokens=rag.answer_max_tokens,
+        )
+    )
+    numbers = {s.number: s.chunk_id for s in assembled.sources}
+    nei = says_not_enough_information(response.text)
+    return {
+        "answer": response.text,
+        "nei": nei,
+        "cited": [passage_of[numbers[n]] for n in cited_numbers(response.text) if n in numbers],
+        "grounding": None if nei else grounded_share(response.text, assembled.block),
+    }
+
+
+def _answer_metrics(
+    questions: list[Question], records: list[dict[str, Any]], golden: list[GoldenItem]
+) -> AnswerMetrics:
+    pairs = list(zip(questions, records, strict=True))
+    answerable = [(q, r) for q, r in pairs if q.answerable]
+    unanswerable = [(q, r) for q, r in pairs if not q.answerable]
+    precision = [
+        citation_precision(r["cited"], q.gold_passage_ids) for q, r in answerable if r["cited"]
+    ]
+    grounding = [float(r["grounding"]) for r in records if r.get("grounding") is not None]
+    answers = {q.qid: r.get("answer", "") for q, r in pairs}
+    checks = [item for item in golden if item.qid in answers]
+    return AnswerMetrics(
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        citation_correct=_mean(
+            [float(citation_correct(r["cited"], q.gold_passage_ids)) for q, r in pairs]
+        ),
+        citation_precision=_mean(precision),
+        nei_on_unanswerable=_mean([float(r["nei"]) for _, r in unanswerable]),
+        nei_on_answerable=_mean([float(r["nei"]) for _, r in answerable]),
+        grounding_share=_mean(grounding),
+        golden=len(checks),
+        golden_pass=_mean([float(golden_check(answers[str(c.qid)], c)) for c in checks]),
+    )
+
+
+async def _passage_ids(engine: AsyncEngine, tenant_id: uuid.UUID) -> dict[int, str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT id, metadata->>'passage_id' FROM chunks WHERE tenant_id = :t"),
+            {"t": tenant_id},
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
+
+
+async def _vocabulary(engine: AsyncEngine, tenant_id: uuid.UUID) -> tuple[list[str], list[str]]:
+    """What `rag_tenant_state` reads for stage 1: the tenant's departments and doc types."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT ARRAY(SELECT DISTINCT metadata->>'department' FROM documents "
+                    "WHERE tenant_id = :t AND metadata ? 'department'), "
+                    "ARRAY(SELECT DISTINCT metadata->>'doc_type' FROM documents "
+                    "WHERE tenant_id = :t AND metadata ? 'doc_type')"
+                ),
+                {"t": tenant_id},
+            )
+        ).one()
+    return list(row[0]), list(row[1])
+
+
+async def run_eval(
+    config: Settings, options: EvalOptions, *, progress: Callable[[str], Any] | None = None
+) -> EvalReport:
+    """`keel eval`: seed the corpus for `options.tenant` in the configured database, score."""
+    from keel.auth import ensure_tenant
+    from keel.db import make_engine
+    from worker import shared_embedder
+
+    passages = load_corpus(options.corpus)
+    questions = load_questions(options.questions)[: options.limit]
+    engine = make_engine(config.database_dsn, pool_size=2)
+    try:
+        tenant_id = await ensure_tenant(engine, options.tenant)
+        return await evaluate(
+            engine,
+            shared_embedder(config.embedder),
+            tenant_id=tenant_id,
+            passages=passages,
+            questions=questions,
+            golden=load_golden(),
+            rag=options.rag or config.rag,
+            answers=options.answers,
+            explicit_filters=options.explicit_filters,
+            today=options.today,
+            cache=EmbeddingCache(Path(config.data_dir) / "cache" / "eval-embeddings.npz"),
+            progress=progress,
+        )
+    finally:
+        await engine.dispose()
+
+
+def print_report(console: Console, report: EvalReport) -> None:
+    """The retrieval table, recall@5 by question kind, and the answer metrics."""
+    console.print(
+        f"{report.questions} questions ({report.answerable} answerable) over "
+        f"{report.passages} passages; reranker: {report.reranker}; {report.seconds:.0f} s"
+    )
+    table = Table(
+        "retrieval", "recall@5", "recall@50", "MRR@10", "nDCG@10", "ms/query", show_edge=False
+    )
+    for m in report.modes:
+        table.add_row(
+            m.mode,
+            f"{m.recall_at_5:.3f}",
+            f"{m.recall_at_50:.3f}",
+            f"{m.mrr_at_10:.3f}",
+            f"{m.ndcg_at_10:.3f}",
+            f"{m.ms_per_query:.1f}",
+        )
+    console.print(table)
+    kinds = Table("recall@5 by kind", *MODES, show_edge=False)
+    for kind, row in sorted(report.recall_at_5_by_kind.items()):
+        kinds.add_row(kind, *(f"{row[m]:.3f}" for m in MODES))
+    console.print(kinds)
+    console.print(f"filters: {report.filters_read}")
+    if report.answers is not None:
+        a = report.answers
+        answers = Table("answers (local-extractive)", "value", show_edge=False)
+        answers.add_row("citation correct", f"{a.citation_correct:.3f}")
+        answers.add_row("citation precision", f"{a.citation_precision:.3f}")
+        answers.add_row(f"NEI on unanswerable ({a.unanswerable})", f"{a.nei_on_unanswerable:.3f}")
+        answers.add_row(f"NEI on answerable ({a.answerable})", f"{a.nei_on_answerable:.3f}")
+        answers.add_row("grounding share", f"{a.grounding_share:.3f}")
+        answers.add_row(f"golden checks passed ({a.golden})", f"{a.golden_pass:.3f}")
+        console.print(answers)

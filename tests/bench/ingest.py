@@ -1,0 +1,130 @@
+"""Bench: document ingestion end to end vs the bare model on the same chunks, and worker memory.
+
+A mixed corpus (short files of every format plus multi-chunk documents) is staged and run as
+one IngestWorkflow on separate cpu and gpu worker processes, exactly as deployed. Then the
+chunks it stored are embedded again with a bare `embed_windows_batch` call in this process:
+the ratio says how much of the model's throughput survives the orchestration (staging,
+parsing, chunking, activities, child workflows, upserts). Peak resident memory of each worker
+process is sampled while the job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from activities.embedding import embed_windows_batch
+from keel.clients import Clients
+from keel.contracts.ingest import IngestResult
+from tests.bench.common import Entry, bench_stack
+from tests.support.ingest_corpus import long_text, mixed_corpus, start_job
+from tests.support.worker_process import WorkerProcess
+from worker import shared_embedder
+
+SHORT_FILES = 160
+LONG_FILES = 40
+LONG_TOKENS = 900  # two 512-token chunks each
+
+
+def corpus() -> dict[str, bytes]:
+    files = mixed_corpus(SHORT_FILES, seed=42)
+    for k in range(LONG_FILES):
+        files[f"manuals/manual-{k:03d}.txt"] = long_text(LONG_TOKENS, seed=100 + k).encode()
+    return files
+
+
+async def _sample_rss(
+    workers: list[WorkerProcess], peaks: dict[str, int], stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        for worker in workers:
+            peaks[worker.queue] = max(peaks.get(worker.queue, 0), worker.rss())
+        await asyncio.sleep(0.2)
+
+
+async def run() -> Entry:
+    entry = Entry(name="Ingestion: end-to-end chunks/s vs bare encode, worker memory")
+    files = corpus()
+    with bench_stack() as settings, tempfile.TemporaryDirectory() as logs:
+        clients = await Clients.connect(settings)
+        log = Path(logs) / "workers.log"
+        workers = [WorkerProcess(settings, q, log).start() for q in ("cpu", "gpu")]
+        peaks: dict[str, int] = {}
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(_sample_rss(workers, peaks, stop))
+        try:
+            # Warm-up job: worker start-up (model load) is not ingestion throughput.
+            warm = await start_job(clients, settings, "bench-warm", {"w.txt": b"Warm up."})
+            await clients.temporal.get_workflow_handle(warm).result()
+            idle = {w.queue: w.rss() for w in workers}
+
+            started = time.perf_counter()
+            job_id = await start_job(clients, settings, "bench", files)
+            result: IngestResult = await clients.temporal.get_workflow_handle(
+                job_id, result_type=IngestResult
+            ).result()
+            elapsed = time.perf_counter() - started
+
+            started = time.perf_counter()
+            again = await start_job(clients, settings, "bench", files)
+            rerun: IngestResult = await clients.temporal.get_workflow_handle(
+                again, result_type=IngestResult
+            ).result()
+            rerun_elapsed = time.perf_counter() - started
+        finally:
+            stop.set()
+            await sampler
+            for worker in workers:
+                worker.stop()
+        async with clients.engine.connect() as conn:
+            chunks = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT c.text FROM chunks c JOIN tenants t ON t.id = c.tenant_id "
+                            "WHERE t.name = 'bench' ORDER BY c.id"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        await clients.close()
+
+    embedder = shared_embedder(settings.embedder)
+    embed_windows_batch(embedder, list(chunks[:8]))  # warm the session
+    started = time.perf_counter()
+    windows = embed_windows_batch(embedder, list(chunks))
+    raw = time.perf_counter() - started
+
+    assert result.chunks_written == len(chunks) and rerun.chunks_written == 0
+    e2e_rate = len(chunks) / elapsed
+    raw_rate = len(chunks) / raw
+    entry.measurements["files"] = len(files)
+    entry.measurements["documents stored"] = result.documents_stored
+    entry.measurements["chunks written"] = len(chunks)
+    entry.measurements["windows embedded"] = sum(len(w) for w in windows)
+    entry.measurements["end to end s"] = round(elapsed, 2)
+    entry.measurements["end to end chunks/s"] = round(e2e_rate, 2)
+    entry.measurements["bare encode (embed_windows_batch) s"] = round(raw, 2)
+    entry.measurements["bare encode chunks/s"] = round(raw_rate, 2)
+    entry.measurements["re-run, all unchanged s"] = round(rerun_elapsed, 2)
+    entry.measurements["RSS cpu worker after warm-up MB"] = round(idle["cpu"] / 2**20, 1)
+    entry.measurements["RSS gpu worker after warm-up MB"] = round(idle["gpu"] / 2**20, 1)
+    entry.measurements["peak RSS cpu worker MB"] = round(peaks.get("cpu", 0) / 2**20, 1)
+    entry.measurements["peak RSS gpu worker MB"] = round(peaks.get("gpu", 0) / 2**20, 1)
+    entry.ratios["end-to-end chunks/s / bare encode chunks/s"] = e2e_rate / raw_rate
+    entry.notes.append(
+        f"{SHORT_FILES} short txt/md/html/pdf/jsonl files + {LONG_FILES} documents of "
+        f"~{LONG_TOKENS} tokens; default options (512/50 tokens, 32 files a batch, 4 batches "
+        "at once); workers are separate processes (`python worker.py --queue cpu|gpu`)."
+    )
+    entry.notes.append(
+        "End to end = staging the bytes in PostgreSQL to the job's result; the bare encode "
+        "embeds the same stored chunk texts as windows in one call, in the bench process."
+    )
+    return entry

@@ -1,0 +1,87 @@
+"""A Keel worker as a separate OS process (`python worker.py --queue ...`), for tests that
+kill it and benchmarks that measure its memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Literal
+
+import psutil
+
+from keel.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """Environment that points a worker process at `settings`' stack and task queues."""
+    env = {
+        **os.environ,
+        "KEEL_HOST": settings.host,
+        "KEEL_PORTS__TEMPORAL": str(settings.ports.temporal),
+        "KEEL_PORTS__POSTGRES": str(settings.ports.postgres),
+        "KEEL_PORTS__REDIS": str(settings.ports.redis),
+        "KEEL_TASK_QUEUE_CPU": settings.task_queue_cpu,
+        "KEEL_TASK_QUEUE_GPU": settings.task_queue_gpu,
+        "KEEL_CIRCUIT_SCOPE": settings.circuit_scope,
+        "KEEL_EMBEDDER": settings.embedder,
+        "KEEL_LOG_JSON": "false",
+        "KEEL_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.ingest_root is not None:
+        env["KEEL_INGEST_ROOT"] = str(settings.ingest_root)
+    return env
+
+
+class WorkerProcess:
+    """One worker process; `kill()` is SIGKILL: no shutdown, no goodbye to Temporal."""
+
+    def __init__(self, settings: Settings, queue: Literal["cpu", "gpu"], log: Path) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.log = log
+        self._out: IO[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self._out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "worker.py", "--queue", self.queue],
+            cwd=REPO,
+            env=worker_env(self.settings),
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss(self) -> int:
+        """Resident memory of the process now, in bytes (0 once it has exited)."""
+        try:
+            return int(psutil.Process(self.pid).memory_info().rss)
+        except psutil.NoSuchProcess:
+            return 0
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._out is not None:
+            self._out.close()
