@@ -9,14 +9,17 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -136,6 +139,27 @@ async def api(clients: Clients, settings: Settings) -> AsyncIterator[httpx.Async
         httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client,
     ):
         yield client
+
+
+@contextmanager
+def serve_api(config: Settings) -> Iterator[str]:
+    """The real app under uvicorn, in a thread with its own event loop and clients, on a free
+    port; yields its base URL. For tests that need HTTP itself (the CLI, schemathesis)."""
+    port = free_port()
+    config = config.model_copy(update={"ports": config.ports.model_copy(update={"api": port})})
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def _test_server_path() -> str:

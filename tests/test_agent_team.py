@@ -7,8 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -18,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from temporalio.worker import Worker
 
@@ -27,9 +24,8 @@ from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.contracts.agents import AgentRunResult
 from keel.contracts.guards import RunBudget
-from keel.devstack import free_port
 from keel.settings import Settings
-from tests.conftest import Caller, running_workers
+from tests.conftest import Caller, running_workers, serve_api
 from tests.support.agents import (
     RoleScript,
     agent_request,
@@ -473,23 +469,8 @@ async def test_agent_run_api_validates_teams_and_isolates_tenants(
 
 @pytest.fixture
 def live_api(gw_settings: Settings) -> Iterator[str]:
-    """The API served over HTTP by uvicorn in a thread (its own clients, its own loop)."""
-    port = free_port()
-    config = gw_settings.model_copy(
-        update={"ports": gw_settings.ports.model_copy(update={"api": port})}
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_api(gw_settings) as url:
+        yield url
 
 
 async def _keel(*args: str, key: str, url: str) -> subprocess.CompletedProcess[str]:

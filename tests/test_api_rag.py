@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.worker import Worker
 
-from api.main import create_app
 from keel.auth import ensure_tenant
 from keel.clients import Clients
-from keel.devstack import free_port
 from keel.settings import Settings
-from tests.conftest import Caller
+from tests.conftest import Caller, serve_api
 from tests.support.rag_corpus import seed
 
 QUESTION = "How many vacation days do new employees get?"
@@ -98,24 +94,8 @@ async def test_query_refuses_bad_requests_with_typed_errors(
 
 @pytest.fixture
 def live_api(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn in a thread (own loop and clients), on this test's queues."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        threading.Event().wait(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serve_api(settings) as url:
+        yield url
 
 
 async def test_keel_ask_prints_the_answer_citations_and_sources(

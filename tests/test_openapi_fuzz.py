@@ -5,42 +5,21 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 
-from api.main import create_app
 from keel.auth import create_key
 from keel.clients import Clients
-from keel.devstack import free_port
 from keel.settings import Settings
-from tests.conftest import running_workers
+from tests.conftest import running_workers, serve_api
 
 
 @pytest.fixture
 def live_api(base_settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn, in a thread with its own event loop and clients."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(base_settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        threading.Event().wait(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serve_api(base_settings) as url:
+        yield url
 
 
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
