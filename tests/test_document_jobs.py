@@ -140,7 +140,14 @@ async def test_document_job_fans_out_with_bounded_concurrency_and_partial_result
         return list(body["results"])
 
     first = await _poll(partial)
-    running = (await api.get(f"/v1/runs/{wid}", headers=caller.headers)).json()
+
+    async def progressed() -> dict[str, Any] | None:
+        # A result row is written by its activity before the job workflow counts it.
+        body: dict[str, Any] = (await api.get(f"/v1/runs/{wid}", headers=caller.headers)).json()
+        counted = body.get("progress") or {}
+        return body if counted.get("done", 0) + counted.get("failed", 0) >= 1 else None
+
+    running = await _poll(progressed)
     assert running["status"] == "running"
     progress = running["progress"]
     assert 1 <= progress["done"] + progress["failed"] < 5
