@@ -85,3 +85,14 @@ async def test_invalid_model_call_is_a_typed_422(api: httpx.AsyncClient, caller:
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "InvalidInput"
     assert "feature" in response.json()["error"]["message"]
+
+
+async def test_unknown_model_is_refused_before_any_run_starts(
+    api: httpx.AsyncClient, caller: Caller
+) -> None:
+    body = {**QUESTION, "call": {**QUESTION["call"], "model": "gpt-imaginary"}}
+    response = await api.post("/v1/model-calls", json=body, headers=caller.headers)
+    assert response.status_code == 422
+    assert "unknown model 'gpt-imaginary'" in response.json()["error"]["message"]
+    runs = (await api.get("/v1/runs", headers=caller.headers)).json()["runs"]
+    assert runs == []

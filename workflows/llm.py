@@ -152,8 +152,16 @@ async def call_model(
     prompt_tokens = _prompt_tokens(call)
     for model in models:
         provider = provider_for(model)
-        if provider not in config.providers:
-            attempts.append(AttemptRecord(model=model, provider=provider, outcome="not_configured"))
+        if provider not in config.providers or model not in config.prices:
+            # An unpriced model could spend past every budget: never call one.
+            attempts.append(
+                AttemptRecord(
+                    model=model,
+                    provider=provider,
+                    outcome="not_configured",
+                    message="" if model in config.prices else "no price for this model",
+                )
+            )
             continue
         estimated_usd = estimate_cost(model, prompt_tokens, call.max_tokens, config.prices)
         verdict = check_before_call(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api import launch
 from api.deps import ClientsDep, SettingsDep
-from api.errors import ErrorResponse
+from api.errors import ApiError, ErrorResponse
 from api.ratelimit import enforce_token_limits
 from keel.auth import Principal
 from keel.contracts.gateway import ModelCall, ModelCallRequest, ModelCallResult
@@ -50,6 +50,14 @@ async def create_model_call(
     config: SettingsDep,
 ) -> Any:
     """Answer through caches, routing, budgets, breakers and fallback; 202 + run id if slow."""
+    if body.call.model and body.call.model not in config.prices:
+        raise ApiError(
+            422,
+            "InvalidInput",
+            f"unknown model {body.call.model!r}: use one of {', '.join(sorted(config.prices))} "
+            "or leave `model` empty to route by complexity",
+            details={"field": "call.model", "known": sorted(config.prices)},
+        )
     request = ModelCallRequest(
         call=body.call,
         context=call_context(principal, body.feature, body.budget),
