@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.providers.local import approx_tokens, format_sources
 from activities.rag.prompt import header
+from activities.safety import check_document
 from keel.contracts.rag import AssembledContext, Hit, SourceRef
 
 
@@ -88,6 +89,12 @@ def assemble(found: list[tuple[SourceRef, str]], token_budget: int) -> Assembled
 async def assemble_context(
     engine: AsyncEngine, *, tenant_id: uuid.UUID, hits: list[Hit], token_budget: int
 ) -> AssembledContext:
-    """Read the ranked chunks and build the numbered sources block."""
+    """Read the ranked chunks and build the numbered sources block.
+
+    Retrieved text is untrusted: a chunk that carries instructions for the model (indirect
+    prompt injection) is quarantined, never shown to the model, and named in the result.
+    """
     found = await fetch_sources(engine, tenant_id, [h.chunk_id for h in hits])
-    return assemble(found, token_budget)
+    clean = [(ref, text) for ref, text in found if not check_document(text).blocked]
+    quarantined = [ref.chunk_id for ref, text in found if (ref, text) not in clean]
+    return assemble(clean, token_budget).model_copy(update={"quarantined": quarantined})

@@ -254,6 +254,10 @@ class AssembledContext(BaseModel):
     sources: list[SourceRef]
     tokens: int
     elapsed_ms: float = 0.0
+    quarantined: list[int] = Field(
+        default_factory=list,
+        description="Chunks withheld from the model: they carry injected instructions.",
+    )
 
 
 class Citation(BaseModel):
