@@ -20,7 +20,13 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from activities.ledger import LedgerRow, attempt_key, charge_rate_limits, record
+from activities.ledger import (
+    LedgerRow,
+    attempt_key,
+    cache_hit_row,
+    charge_rate_limits,
+    record,
+)
 from activities.providers import Provider
 from activities.safety.pii import redact, restore, restore_map
 from keel.contracts.gateway import (
@@ -78,7 +84,7 @@ class GatewayActivities:
             hit = CacheHit.model_validate_json(stored).model_copy(
                 update={"layer": "exact", "cached_key": probe.key}
             )
-            await record(self.engine, _hit_row(probe, hit))
+            await record(self.engine, cache_hit_row(probe, hit))
             return hit
 
     @activity.defn(name="stale_cache_lookup")
@@ -88,7 +94,7 @@ class GatewayActivities:
         if stored is None:
             return None
         hit = CacheHit.model_validate_json(stored).model_copy(update={"layer": "stale"})
-        await record(self.engine, _hit_row(probe, hit))
+        await record(self.engine, cache_hit_row(probe, hit))
         return hit
 
     @activity.defn(name="exact_cache_store")
@@ -317,19 +323,4 @@ def _tokens(usage: Usage) -> int:
         + usage.output_tokens
         + usage.cached_input_tokens
         + usage.cache_write_tokens
-    )
-
-
-def _hit_row(probe: CacheProbe, hit: CacheHit) -> LedgerRow:
-    return LedgerRow(
-        call_key=attempt_key(f":{hit.layer}"),
-        context=probe.context,
-        workflow_id=probe.workflow_id,
-        run_id=probe.run_id,
-        provider="cache",
-        model=hit.model,
-        usage=Usage(),
-        latency_ms=0.0,
-        cost_usd=0.0,
-        cache_layer=hit.layer,
     )

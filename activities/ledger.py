@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from keel.contracts.gateway import CacheLayer, CallContext
+from keel.contracts.gateway import CacheHit, CacheLayer, CacheProbe, CallContext
 from keel.contracts.llm import Usage
 from keel.telemetry import LLM_CALLS, LLM_COST
 
@@ -98,3 +98,19 @@ async def charge_rate_limits(redis: aioredis.Redis, api_key_id: str, tokens: int
         pipe.incrby(day, tokens)
         pipe.expire(day, 2 * 86400)
         await pipe.execute()
+
+
+def cache_hit_row(probe: CacheProbe, hit: CacheHit) -> LedgerRow:
+    """The ledger row of a cache hit: no tokens, no cost, the layer that answered."""
+    return LedgerRow(
+        call_key=attempt_key(f":{hit.layer}"),
+        context=probe.context,
+        workflow_id=probe.workflow_id,
+        run_id=probe.run_id,
+        provider="cache",
+        model=hit.model,
+        usage=Usage(),
+        latency_ms=0.0,
+        cost_usd=0.0,
+        cache_layer=hit.layer,
+    )

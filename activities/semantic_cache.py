@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.embedding import Embedder
-from activities.ledger import LedgerRow, attempt_key, record
+from activities.ledger import cache_hit_row, record
 from keel.contracts.gateway import CacheHit, CacheProbe, CacheWrite
-from keel.contracts.llm import Usage
 from keel.telemetry import CACHE_LOOKUPS
 from workflows.guards.cache_key import system_hash
 
@@ -191,21 +190,7 @@ class SemanticCacheActivities:
                 hit = CacheHit(
                     layer="semantic", text=response, model=model, similarity=float(similarity)
                 )
-                await record(
-                    self.engine,
-                    LedgerRow(
-                        call_key=attempt_key(":semantic"),
-                        context=probe.context,
-                        workflow_id=probe.workflow_id,
-                        run_id=probe.run_id,
-                        provider="cache",
-                        model=model,
-                        usage=Usage(),
-                        latency_ms=0.0,
-                        cost_usd=0.0,
-                        cache_layer="semantic",
-                    ),
-                )
+                await record(self.engine, cache_hit_row(probe, hit))
                 return hit
         CACHE_LOOKUPS.labels("semantic", "miss").inc()
         return None
