@@ -10,11 +10,13 @@ filters sit in the same query as the HNSW scan; with pgvector 0.8's iterative sc
 the filters, so a selective filter (one tenant among many, one department) still returns k rows
 instead of the few that happened to be among the first `ef_search` neighbours.
 
-Keyword search is BM25 computed in SQL over Postgres full text: the question's lexemes
-(english stemming, stopwords dropped) are OR-ed, so a chunk needs only some of them, and each
-matching lexeme weighs its inverse document frequency within the tenant (and filter) scope,
-`ln(1 + (N - df + 0.5) / (df + 0.5))`, times a saturating, length-normalised term frequency
-(k1 = 1.2, b = 0.75). `ts_rank_cd` (cover density, no IDF) remains available for comparison.
+Keyword search is BM25 over the postings Keel keeps beside Postgres full text
+(`activities.rag.bm25`): the question's lexemes (english stemming, stopwords dropped) are OR-ed,
+so a chunk needs only some of them; each matching lexeme weighs its inverse document frequency
+within the tenant, `ln(1 + (N - df + 0.5) / (df + 0.5))`, times a saturating, length-normalised
+term frequency (k1 = 1.2, b = 0.75). Impact-ordered lists and an exact stopping bound read a
+few hundred postings per lexeme instead of every chunk that holds a common word.
+`ts_rank_cd` (cover density, no IDF, a scan of every match) remains for comparison.
 """
 
 from __future__ import annotations
@@ -30,10 +32,9 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.rag import bm25
 from keel.contracts.rag import FuseInput, Hit, IterativeScan, KeywordScoring, RagFilters
 
-BM25_K1 = 1.2
-BM25_B = 0.75
 # A chunk has up to ~3 windows (512 tokens in windows of 254 with 32 overlap): fetch enough
 # windows that k distinct chunks survive the best-window grouping.
 WINDOWS_PER_CHUNK = 4
@@ -136,35 +137,6 @@ async def vector_search(
     return [Hit(chunk_id=int(r[0]), score=float(r[1]), vector=float(r[1])) for r in rows]
 
 
-_BM25 = """
-WITH terms AS (
-    SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :q))
-), query AS (
-    SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) AS q FROM terms
-), scope AS (
-    SELECT count(*) AS n, coalesce(avg(c.token_count), 1) AS avgdl
-    FROM chunks c WHERE c.tenant_id = :t {where}
-), df AS (
-    SELECT t.lexeme, (
-        SELECT count(*) FROM chunks c
-        WHERE c.tenant_id = :t {where} AND c.tsv @@ CAST(quote_literal(t.lexeme) AS tsquery)
-    ) AS df
-    FROM terms t
-), matched AS (
-    SELECT c.id, c.token_count AS dl, c.tsv FROM chunks c, query
-    WHERE c.tenant_id = :t {where} AND c.tsv @@ query.q {ids}
-), tf AS (
-    SELECT m.id, m.dl, u.lexeme, cardinality(u.positions) AS tf
-    FROM matched m, unnest(m.tsv) u
-    WHERE u.lexeme IN (SELECT lexeme FROM terms)
-)
-SELECT tf.id,
-       sum(ln(1 + (scope.n - df.df + 0.5) / (df.df + 0.5))
-           * tf.tf * (:k1 + 1) / (tf.tf + :k1 * (1 - :b + :b * tf.dl / scope.avgdl))) AS score
-FROM tf JOIN df USING (lexeme), scope
-GROUP BY tf.id ORDER BY score DESC, tf.id LIMIT :k
-"""
-
 _TS_RANK_CD = """
 WITH query AS (
     SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) AS q
@@ -201,16 +173,27 @@ async def keyword_search(
         Hits with `score` = `keyword` = the BM25 (or ts_rank_cd) score.
     """
     where, params = filter_sql(filters)
+    if scoring == "bm25":
+        async with engine.connect() as conn:
+            stats = await bm25.load_stats(conn, tenant_id, query)
+            if stats is None:
+                return []
+            if chunk_ids is not None:
+                best = await bm25.score_chunks(
+                    conn, stats, chunk_ids, k=k, where=where, params=params
+                )
+            else:
+                best = (await bm25.top_k(conn, stats, k=k, where=where, params=params)).best()
+        return [Hit(chunk_id=c, score=s, keyword=s) for c, s in best]
     ids = ""
     if chunk_ids is not None:
         ids = "AND c.id = ANY(:ids)"
         params["ids"] = list(chunk_ids)
-    sql = (_BM25 if scoring == "bm25" else _TS_RANK_CD).format(where=where, ids=ids)
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                text(sql),
-                {**params, "q": query, "t": tenant_id, "k": k, "k1": BM25_K1, "b": BM25_B},
+                text(_TS_RANK_CD.format(where=where, ids=ids)),
+                {**params, "q": query, "t": tenant_id, "k": k},
             )
         ).all()
     return [Hit(chunk_id=int(r[0]), score=float(r[1]), keyword=float(r[1])) for r in rows]
