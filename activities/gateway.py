@@ -104,7 +104,9 @@ class GatewayActivities:
         Each cited document remembers the keys that cited it, so a change to the document
         can drop them (see `invalidate_documents`).
         """
-        value = CacheHit(layer="exact", text=write.text, model=write.model).model_dump_json()
+        value = CacheHit(
+            layer="exact", text=write.text, model=write.model, entry=uuid.uuid4().hex
+        ).model_dump_json()
         stale = write.key + ":stale"
         keep = int(STALE_TTL.total_seconds())
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -36,6 +36,8 @@ class LedgerRow:
     cache_layer: CacheLayer
     status: str = "ok"
     error_type: str | None = None
+    cache_key: str | None = None
+    cache_entry: str | None = None
 
 
 def attempt_key(suffix: str = "") -> str:
@@ -52,10 +54,10 @@ async def record(engine: AsyncEngine, row: LedgerRow) -> bool:
                 """
                 INSERT INTO llm_calls (call_key, tenant_id, feature, workflow_id, run_id,
                     provider, model, tokens_in, tokens_out, tokens_cached, latency_ms, cost_usd,
-                    cache_layer, status, error_type)
+                    cache_layer, status, error_type, cache_key, cache_entry)
                 VALUES (:call_key, :tenant_id, :feature, :workflow_id, :run_id, :provider, :model,
                     :tokens_in, :tokens_out, :tokens_cached, :latency_ms, :cost_usd,
-                    :cache_layer, :status, :error_type)
+                    :cache_layer, :status, :error_type, :cache_key, :cache_entry)
                 ON CONFLICT (call_key) DO NOTHING
                 """
             ),
@@ -75,6 +77,8 @@ async def record(engine: AsyncEngine, row: LedgerRow) -> bool:
                 "cache_layer": "none" if row.cache_layer == "stale" else row.cache_layer,
                 "status": row.status,
                 "error_type": row.error_type,
+                "cache_key": row.cache_key,
+                "cache_entry": row.cache_entry,
             },
         )
     was_written = written.rowcount == 1
@@ -113,4 +117,6 @@ def cache_hit_row(probe: CacheProbe, hit: CacheHit) -> LedgerRow:
         latency_ms=0.0,
         cost_usd=0.0,
         cache_layer=hit.layer,
+        cache_key=hit.cached_key or probe.key,
+        cache_entry=hit.entry or None,
     )

@@ -10,7 +10,6 @@ Temporal UI.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
 
@@ -46,6 +45,7 @@ from keel.contracts.rag import (
     TenantState,
     VectorSearchInput,
 )
+from keel.corpus import GENERATION_SQL, generation_tag
 from keel.telemetry import activity_context
 
 # Vocabulary for filter extraction: at most this many distinct values per field.
@@ -66,11 +66,9 @@ class RagActivities:
             row = (
                 await conn.execute(
                     text(
-                        """
+                        f"""
                         SELECT
-                          (SELECT count(*) || ':' || coalesce(max(updated_at)::text, '') || ':'
-                                  || coalesce(sum(version), 0)
-                             FROM documents WHERE tenant_id = :t),
+                          {GENERATION_SQL},
                           (SELECT coalesce(settings->'allow_ungrounded' = 'true'::jsonb, false)
                              FROM tenants WHERE id = :t),
                           ARRAY(SELECT DISTINCT metadata->>'department' FROM documents
@@ -83,7 +81,7 @@ class RagActivities:
                 )
             ).one()
         return TenantState(
-            corpus_generation=hashlib.sha256(str(row[0]).encode()).hexdigest()[:16],
+            corpus_generation=generation_tag(row[0]),
             allow_ungrounded=bool(row[1]),
             departments=[d for d in row[2] if d],
             doc_types=[d for d in row[3] if d],

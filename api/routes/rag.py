@@ -1,7 +1,8 @@
 """`POST /v1/rag/query`: a grounded answer from the tenant's documents, as a durable run.
 
 The route waits up to `wait_seconds` for the answer; a slower run answers 202 with its id, and
-`GET /v1/runs/{id}` reports its stage while it runs and its answer when done.
+`GET /v1/runs/{id}` reports its stage while it runs and its answer when done. An exact
+answer-cache hit is answered by the route itself (`api.answer_cache`), without a workflow.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api import launch
+from api.answer_cache import serve_hit
 from api.deps import ClientsDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.ratelimit import enforce_token_limits
@@ -93,6 +95,9 @@ async def rag_query(
         gateway=gateway_config(config),
         rag=config.rag,
     )
+    hit = await serve_hit(clients, principal, request)
+    if hit is not None:
+        return RagQueryAnswer(id=hit[0], result=hit[1])
     wid, result = await launch.start(
         clients,
         config,

@@ -107,6 +107,7 @@ class CacheHit(BaseModel):
     model: str
     similarity: float = 1.0
     cached_key: str = ""
+    entry: str = Field(default="", description="Id the entry was stored under (its version).")
 
 
 class CacheWrite(BaseModel):
