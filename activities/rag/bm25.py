@@ -41,7 +41,7 @@ K1 = 1.2
 B = 0.75
 # Must match migration 0005's bm25_impact(): the lists are ordered by the weight at this length.
 REF_LENGTH = 256.0
-FIRST_DEPTH = 128
+FIRST_DEPTH = 512
 MAX_POSTINGS = 60_000
 RESOLVE_BATCH = 400
 
@@ -80,49 +80,61 @@ def idf(chunk_count: int, df: int) -> float:
 
 
 class TopK:
-    """A search's state: a (candidate x term) matrix of exact contributions, NaN where a
-    candidate was not seen in a term's list yet."""
+    """A search's state: every exact contribution read so far, as parallel arrays, and the
+    (candidate x term) matrix built from them (NaN where a candidate's contribution from a
+    term is still unknown)."""
 
     def __init__(self, stats: Stats, k: int) -> None:
         self.stats = stats
         self.k = k
         self.column = {t.id: j for j, t in enumerate(stats.terms)}
-        self.rows: dict[int, int] = {}
-        self.ids: list[int] = []
-        self.weights = np.full((0, len(stats.terms)), np.nan)
+        self._cols: list[NDArray[np.int64]] = []
+        self._chunks: list[NDArray[np.int64]] = []
+        self._weights: list[NDArray[np.float64]] = []
+        self._settled: list[NDArray[np.int64]] = []
+        self.ids: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.matrix: NDArray[np.float64] = np.zeros((0, len(stats.terms)))
         self.approximate = False
         self.postings_read = 0
 
-    def add(self, postings: Sequence[Any]) -> None:
-        """Record (term_id, chunk_id, tf, dl, ...) rows: their exact BM25 contributions."""
-        if not postings:
-            return
-        new = [int(p[1]) for p in postings if int(p[1]) not in self.rows]
-        for chunk_id in dict.fromkeys(new):
-            self.rows[chunk_id] = len(self.ids)
-            self.ids.append(chunk_id)
-        if len(self.ids) > self.weights.shape[0]:
-            grown = np.full(
-                (max(len(self.ids), 2 * self.weights.shape[0]), self.weights.shape[1]), np.nan
-            )
-            grown[: self.weights.shape[0]] = self.weights
-            self.weights = grown
-        data = np.array([(p[0], p[1], p[2], p[3]) for p in postings], dtype=np.float64)
-        cols = np.array([self.column[int(t)] for t in data[:, 0]])
-        rows = np.array([self.rows[int(c)] for c in data[:, 1]])
-        idf = np.array([t.idf for t in self.stats.terms])[cols]
-        tf, dl = data[:, 2], data[:, 3]
-        norm = K1 * (1 - B + B * dl / self.stats.avgdl)
-        self.weights[rows, cols] = idf * tf * (K1 + 1) / (tf + norm)
+    def add(self, term_id: int, chunks: NDArray[np.int64], weights: NDArray[np.float64]) -> None:
+        self._cols.append(np.full(len(chunks), self.column[term_id], dtype=np.int64))
+        self._chunks.append(chunks)
+        self._weights.append(weights)
 
-    def _live(self) -> NDArray[np.float64]:
-        return self.weights[: len(self.ids)]
+    def settle(self, chunk_ids: NDArray[np.int64]) -> None:
+        """These were looked up in every unfinished list: what was not found there is 0."""
+        self._settled.append(chunk_ids)
+
+    def patch(self, resolved: list[tuple[int, NDArray[np.int64], NDArray[np.float64]]]) -> None:
+        """Write looked-up contributions of known candidates straight into the matrix (no
+        rebuild), then settle those candidates."""
+        for term_id, chunks, weights in resolved:
+            self.add(term_id, chunks, weights)
+            self.matrix[np.searchsorted(self.ids, chunks), self.column[term_id]] = weights
+
+    def rebuild(self) -> None:
+        if not self._chunks:
+            return
+        chunks = np.concatenate(self._chunks)
+        self.ids = np.unique(chunks)
+        matrix = np.full((len(self.ids), len(self.stats.terms)), np.nan)
+        matrix[np.searchsorted(self.ids, chunks), np.concatenate(self._cols)] = np.concatenate(
+            self._weights
+        )
+        if self._settled:
+            looked_up = np.concatenate(self._settled)
+            settled = np.searchsorted(self.ids, looked_up[np.isin(looked_up, self.ids)])
+            rows = matrix[settled]
+            rows[np.isnan(rows)] = 0.0
+            matrix[settled] = rows
+        self.matrix = matrix
 
     def bounds(self) -> NDArray[np.float64]:
         return np.array([self.stats.bound(t) for t in self.stats.terms])
 
     def lower(self) -> NDArray[np.float64]:
-        lows: NDArray[np.float64] = np.nansum(self._live(), axis=1)
+        lows: NDArray[np.float64] = np.nansum(self.matrix, axis=1)
         return lows
 
     def threshold(self) -> float:
@@ -134,33 +146,20 @@ class TopK:
     def unseen_bound(self) -> float:
         return float(self.bounds().sum())
 
-    def to_resolve(self, theta: float) -> list[int]:
+    def to_resolve(self, theta: float) -> NDArray[np.int64]:
         """Candidates with an unknown contribution that could still beat `theta`, most
         promising first."""
-        live = self._live()
-        missing = np.isnan(live) & (self.bounds() > 0)
-        upper = np.nansum(live, axis=1) + missing @ self.bounds()
+        bounds = self.bounds()
+        missing = np.isnan(self.matrix) & (bounds > 0)
+        upper = np.nansum(self.matrix, axis=1) + missing @ bounds
         open_ = np.flatnonzero(missing.any(axis=1) & (upper > theta))
-        ranked = open_[np.argsort(-upper[open_], kind="stable")]
-        return [self.ids[i] for i in ranked]
-
-    def missing_terms(self, chunk_id: int) -> list[int]:
-        row = self._live()[self.rows[chunk_id]]
-        return [
-            t.id for j, t in enumerate(self.stats.terms) if np.isnan(row[j]) and not t.exhausted
-        ]
-
-    def settle(self, chunk_ids: Sequence[int]) -> None:
-        """Looked up and not found: those contributions are 0."""
-        live = self._live()
-        for chunk_id in chunk_ids:
-            row = live[self.rows[chunk_id]]
-            row[np.isnan(row)] = 0.0
+        ranked: NDArray[np.int64] = self.ids[open_[np.argsort(-upper[open_], kind="stable")]]
+        return ranked
 
     def best(self) -> list[tuple[int, float]]:
         lows = self.lower()
-        order = sorted(range(len(lows)), key=lambda i: (-lows[i], self.ids[i]))[: self.k]
-        return [(self.ids[i], float(lows[i])) for i in order]
+        order = np.lexsort((self.ids, -lows))[: self.k]
+        return [(int(self.ids[i]), float(lows[i])) for i in order]
 
 
 _TERMS = """
@@ -175,30 +174,36 @@ WHERE s.tenant_id = :t
 GROUP BY s.chunk_count, s.length_total
 """
 
+# Postgres computes each posting's exact BM25 weight and sends a term's slice as two strings
+# (chunk ids, weights) that numpy parses in C: a row per posting costs more in Python than the
+# whole index scan. Both aggregates of a group see its rows in the same order, so they align.
+_WEIGHT = "q.idf * p.tf * :k1p1 / (p.tf + :k1 * (:one_b + :b * p.dl / :avgdl))"
+
 # The next slice of each unfinished list, strongest postings first. With filters, the scan
 # walks the list in impact order and keeps the chunks that pass, stopping at the limit.
-_LISTS = """
-SELECT q.term_id, p.chunk_id, p.tf, p.dl, p.impact
-FROM unnest(CAST(:terms AS bigint[]), CAST(:offsets AS int[]), CAST(:limits AS int[]))
-     AS q(term_id, off, lim)
+_LISTS = f"""
+SELECT q.term_id, count(*), min(p.impact),
+       string_agg(p.chunk_id::text, ','), string_agg(p.w::text, ',')
+FROM unnest(CAST(:terms AS bigint[]), CAST(:idfs AS float8[]), CAST(:offsets AS int[]),
+            CAST(:limits AS int[])) AS q(term_id, idf, off, lim)
 CROSS JOIN LATERAL (
-    SELECT p.chunk_id, p.tf, p.dl, p.impact FROM bm25_postings p {join}
-    WHERE p.term_id = q.term_id {where}
+    SELECT p.chunk_id, p.impact, {_WEIGHT} AS w FROM bm25_postings p {{join}}
+    WHERE p.term_id = q.term_id {{where}}
     ORDER BY p.impact DESC, p.chunk_id
     OFFSET q.off LIMIT q.lim
 ) p
+GROUP BY q.term_id
 """
 
-# One index scan: the btree walks the (sorted) term x chunk combinations in key order.
-_POINTS = """
-SELECT p.term_id, p.chunk_id, p.tf, p.dl FROM bm25_postings p
+# Contributions of given chunks: one index scan walks the (sorted) term x chunk combinations.
+_POINTS = f"""
+SELECT p.term_id, string_agg(p.chunk_id::text, ','), string_agg(({_WEIGHT})::text, ',')
+FROM bm25_postings p {{join}}
+JOIN unnest(CAST(:terms AS bigint[]), CAST(:idfs AS float8[])) AS q(term_id, idf)
+  ON q.term_id = p.term_id
 WHERE p.term_id = ANY(CAST(:terms AS bigint[])) AND p.chunk_id = ANY(CAST(:chunks AS bigint[]))
-"""
-
-_CHUNK_POSTINGS = """
-SELECT p.term_id, p.chunk_id, p.tf, p.dl FROM bm25_postings p {join}
-WHERE p.term_id = ANY(CAST(:terms AS bigint[])) AND p.chunk_id = ANY(CAST(:ids AS bigint[]))
-      {where}
+      {{where}}
+GROUP BY p.term_id
 """
 
 
@@ -220,9 +225,21 @@ def _filter_join(where: str) -> str:
     return "JOIN chunks c ON c.id = p.chunk_id" if where else ""
 
 
-def _array(values: Sequence[int]) -> str:
-    """An integer array literal: psycopg's list adaptation costs more than the query here."""
+def _array(values: Sequence[Any]) -> str:
+    """An array literal: psycopg's list adaptation costs more than the query here."""
     return "{" + ",".join(map(str, values)) + "}"
+
+
+def _ints(joined: str) -> NDArray[np.int64]:
+    return np.array(joined.split(","), dtype=np.int64)
+
+
+def _floats(joined: str) -> NDArray[np.float64]:
+    return np.array(joined.split(","), dtype=np.float64)
+
+
+def _weight_params(stats: Stats) -> dict[str, float]:
+    return {"k1p1": K1 + 1, "k1": K1, "one_b": 1 - B, "b": B, "avgdl": stats.avgdl}
 
 
 async def top_k(
@@ -241,62 +258,102 @@ async def top_k(
     candidates exact (to raise the threshold), and resolves the rest only once no unseen chunk
     can beat the threshold any more.
     """
-    params = params or {}
+    params = {**(params or {}), **_weight_params(stats)}
     state = TopK(stats=stats, k=k)
     depth = max(FIRST_DEPTH, 2 * k)
     lists = text(_LISTS.format(join=_filter_join(where), where=where))
+    by_id = {t.id: t for t in stats.terms}
     while True:
         reading = [t for t in stats.terms if not t.exhausted]
-        limits = [max(depth - t.read, 1) for t in reading]
+        limits = {t.id: max(depth - t.read, 1) for t in reading}
         rows = (
             await conn.execute(
                 lists,
                 {
                     **params,
                     "terms": _array([t.id for t in reading]),
+                    "idfs": _array([repr(t.idf) for t in reading]),
                     "offsets": _array([t.read for t in reading]),
-                    "limits": _array(limits),
+                    "limits": _array(list(limits.values())),
                 },
             )
         ).all()
-        by_id = {t.id: t for t in reading}
-        got: dict[int, int] = dict.fromkeys(by_id, 0)
-        for term_id, _chunk, _tf, _dl, impact in rows:
+        got = dict.fromkeys(limits, 0)
+        for term_id, count, last_impact, chunks, weights in rows:
             term = by_id[int(term_id)]
-            term.last_impact = float(impact)
-            got[term.id] += 1
-        state.add(rows)
-        state.postings_read += len(rows)
-        for term, limit in zip(reading, limits, strict=True):
+            term.last_impact = float(last_impact)
+            got[term.id] = int(count)
+            state.add(term.id, _ints(chunks), _floats(weights))
+            state.postings_read += int(count)
+        for term in reading:
             term.read += got[term.id]
-            if got[term.id] < limit:
+            if got[term.id] < limits[term.id]:
                 term.exhausted = True
+        state.rebuild()
         finished = all(t.exhausted for t in stats.terms)
-        await _resolve(conn, state, limit=None if finished else k)
         if finished or state.unseen_bound() <= state.threshold():
-            await _resolve(conn, state, limit=None)
+            await _resolve(conn, state, params, limit=None)
             if finished or state.unseen_bound() <= state.threshold():
                 return state
+        else:
+            await _resolve(conn, state, params, limit=k)
         if state.postings_read >= max_postings:
-            await _resolve(conn, state, limit=None)
+            await _resolve(conn, state, params, limit=4 * k)
             state.approximate = True
             return state
         depth *= 4
 
 
-async def _resolve(conn: AsyncConnection, state: TopK, *, limit: int | None) -> None:
+async def _resolve(
+    conn: AsyncConnection,
+    state: TopK,
+    params: dict[str, Any],
+    *,
+    limit: int | None,
+) -> None:
     """Make exact the candidates whose upper bound beats the threshold (at most `limit`)."""
-    points = text(_POINTS)
+    points = text(_POINTS.format(join="", where=""))
     while True:
         batch = state.to_resolve(state.threshold())[: limit or RESOLVE_BATCH]
-        if not batch:
+        if not len(batch):
             return
-        terms = [t.id for t in state.stats.terms if not t.exhausted]
-        rows = (await conn.execute(points, {"terms": _array(terms), "chunks": _array(batch)})).all()
-        state.add(rows)
-        state.settle(batch)
+        await _lookup(conn, state, points, params, batch)
         if limit is not None:
             return
+
+
+async def _lookup(
+    conn: AsyncConnection,
+    state: TopK,
+    points: Any,
+    params: dict[str, Any],
+    chunk_ids: NDArray[np.int64],
+) -> None:
+    open_terms = [t for t in state.stats.terms if not t.exhausted] or state.stats.terms
+    rows = (
+        await conn.execute(
+            points,
+            {
+                **params,
+                "terms": _array([t.id for t in open_terms]),
+                "idfs": _array([repr(t.idf) for t in open_terms]),
+                "chunks": _array(chunk_ids.tolist()),
+            },
+        )
+    ).all()
+    found = [(int(term_id), _ints(chunks), _floats(weights)) for term_id, chunks, weights in rows]
+    if len(state.ids):  # candidates already in the matrix
+        state.patch(found)
+        state.settle(chunk_ids)
+        rows_at = np.searchsorted(state.ids, chunk_ids)
+        block = state.matrix[rows_at]
+        block[np.isnan(block)] = 0.0
+        state.matrix[rows_at] = block
+        return
+    for term_id, chunks, weights in found:
+        state.add(term_id, chunks, weights)
+    state.settle(chunk_ids)
+    state.rebuild()
 
 
 async def score_chunks(
@@ -309,16 +366,8 @@ async def score_chunks(
     params: dict[str, Any] | None = None,
 ) -> list[tuple[int, float]]:
     """Exact BM25 of the given chunks (those that pass the filters), best first."""
-    rows = (
-        await conn.execute(
-            text(_CHUNK_POSTINGS.format(join=_filter_join(where), where=where)),
-            {
-                **(params or {}),
-                "terms": _array([t.id for t in stats.terms]),
-                "ids": _array(list(chunk_ids)),
-            },
-        )
-    ).all()
     state = TopK(stats=stats, k=k)
-    state.add(rows)
-    return state.best()
+    points = text(_POINTS.format(join=_filter_join(where), where=where))
+    merged = {**(params or {}), **_weight_params(stats)}
+    await _lookup(conn, state, points, merged, np.array(list(chunk_ids), dtype=np.int64))
+    return [(c, s) for c, s in state.best() if s > 0]  # a chunk failing the filters reads 0
