@@ -6,7 +6,8 @@ A hit is one Redis GET; starting a workflow to make that GET costs 50-85 ms on t
 and only on a hit answers here. A miss, a blocked or redacted question, or anything unusual
 falls through to the durable workflow, which decides for itself as before.
 
-What stays durable: the hit's ledger row is committed to Postgres before the answer is sent,
+What stays durable: the hit's ledger row is committed to Postgres before the answer is sent
+(without waiting for the WAL flush: see `activities.ledger.record`),
 under a key unique to this request, and says which entry answered (cache key and the id the
 entry was stored under), so `GET /v1/costs` counts it even if the process dies right after.
 """
@@ -77,6 +78,7 @@ async def serve_hit(
             cache_key=key,
             cache_entry=hit.entry or None,
         ),
+        flush_wal=False,
     )
     answer = cached.model_copy(
         update={
