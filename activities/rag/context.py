@@ -3,7 +3,10 @@ from Postgres by chunk id and cut to a token budget."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -86,6 +89,58 @@ def assemble(found: list[tuple[SourceRef, str]], token_budget: int) -> Assembled
     return AssembledContext(block=block, sources=sources, tokens=used)
 
 
+@lru_cache(maxsize=1)
+def screening_rules() -> str:
+    """A version of the screening rules: a hash of the safety package's code and models, so
+    a verdict stored under older rules is never reused."""
+    root = Path(check_document.__code__.co_filename).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *root.glob("models/*")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+async def screened(engine: AsyncEngine, found: list[tuple[SourceRef, str]]) -> set[int]:
+    """Ids of the chunks in `found` that carry injected instructions.
+
+    Verdicts are stored per chunk under the rules' version: a chunk is checked once, however
+    many questions retrieve it.
+    """
+    rules = screening_rules()
+    ids = [ref.chunk_id for ref, _ in found]
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT chunk_id, blocked FROM chunk_screening "
+                "WHERE chunk_id = ANY(:ids) AND rules = :r"
+            ),
+            {"ids": ids, "r": rules},
+        )
+        stored: dict[int, bool] = {int(r[0]): bool(r[1]) for r in rows}
+    fresh = {
+        ref.chunk_id: check_document(body).blocked
+        for ref, body in found
+        if ref.chunk_id not in stored
+    }
+    if fresh:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO chunk_screening (chunk_id, rules, blocked) "
+                    "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:rules AS text[]), "
+                    "CAST(:blocked AS boolean[])) "
+                    "ON CONFLICT (chunk_id) DO UPDATE SET rules = excluded.rules, "
+                    "blocked = excluded.blocked"
+                ),
+                {
+                    "ids": list(fresh),
+                    "rules": [rules] * len(fresh),
+                    "blocked": list(fresh.values()),
+                },
+            )
+    return {chunk_id for chunk_id, blocked in {**stored, **fresh}.items() if blocked}
+
+
 async def assemble_context(
     engine: AsyncEngine, *, tenant_id: uuid.UUID, hits: list[Hit], token_budget: int
 ) -> AssembledContext:
@@ -95,6 +150,7 @@ async def assemble_context(
     prompt injection) is quarantined, never shown to the model, and named in the result.
     """
     found = await fetch_sources(engine, tenant_id, [h.chunk_id for h in hits])
-    clean = [(ref, text) for ref, text in found if not check_document(text).blocked]
-    quarantined = [ref.chunk_id for ref, text in found if (ref, text) not in clean]
+    blocked = await screened(engine, found)
+    clean = [(ref, body) for ref, body in found if ref.chunk_id not in blocked]
+    quarantined = [ref.chunk_id for ref, _ in found if ref.chunk_id in blocked]
     return assemble(clean, token_budget).model_copy(update={"quarantined": quarantined})

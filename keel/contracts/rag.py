@@ -38,7 +38,8 @@ class RagConfig(BaseModel):
 
     # Stage 2: vector search over chunk windows (best window per chunk).
     vector_k: int = Field(default=50, ge=1, le=500)
-    ef_search: int = Field(default=100, ge=1, le=1000, description="HNSW candidate list size.")
+    # 400: recall@10 0.95 at 100k near-duplicate chunks (0.81 at 100) for 26 ms p50 vs 17.
+    ef_search: int = Field(default=400, ge=1, le=1000, description="HNSW candidate list size.")
     iterative_scan: IterativeScan = Field(
         default="relaxed_order",
         description="pgvector 0.8: keep scanning the HNSW graph until k rows pass the filters.",

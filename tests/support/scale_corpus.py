@@ -141,7 +141,7 @@ def vectors_of(
     for part in (ids[:half], ids[half:] or ids[:half]):
         assert pool.vectors is not None
         mean = pool.vectors[part].mean(axis=0)
-        windows.append(_unit(mean + rng.normal(0, 0.02, size=mean.shape).astype(np.float32)))
+        windows.append(_unit(mean + rng.normal(0, 0.005, size=mean.shape).astype(np.float32)))
     return _unit(np.mean(windows, axis=0)), windows
 
 
