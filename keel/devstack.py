@@ -232,6 +232,8 @@ class DevStack:
             argv += ["--search-attribute", f"{name}={kind}"]
         for pragma in self.settings.temporal_sqlite_pragmas:
             argv += ["--sqlite-pragma", pragma]
+        for value in self.settings.temporal_dynamic_config:
+            argv += ["--dynamic-config-value", value]
         if self.headless:
             argv.append("--headless")
         elif not port_is_free(self.host, ports.temporal_ui):

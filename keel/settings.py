@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     temporal_sqlite_pragmas: list[str] = Field(
         default_factory=lambda: ["journal_mode=wal", "synchronous=normal"]
     )
+    # Dynamic-config values of the embedded Temporal (`KEY=JSON`), passed as
+    # `--dynamic-config-value`. See the README's "Why a workflow step costs what it does".
+    temporal_dynamic_config: list[str] = Field(default_factory=list)
     database_url: SecretStr = SecretStr("")
     redis_url: SecretStr = SecretStr("")
 

@@ -34,7 +34,12 @@ class Entry:
 
 
 @contextmanager
-def bench_stack(*, pragmas: list[str] | None = None, persist: bool = True) -> Iterator[Settings]:
+def bench_stack(
+    *,
+    pragmas: list[str] | None = None,
+    persist: bool = True,
+    dynamic_config: list[str] | None = None,
+) -> Iterator[Settings]:
     """A fresh embedded stack on free ports, migrated, for one benchmark group."""
     from keel.db import migrate
 
@@ -53,6 +58,8 @@ def bench_stack(*, pragmas: list[str] | None = None, persist: bool = True) -> It
     )
     if pragmas is not None:
         config.temporal_sqlite_pragmas = pragmas
+    if dynamic_config is not None:
+        config.temporal_dynamic_config = dynamic_config
     stack = DevStack(config, headless=True)
     if not persist:
         original = stack._temporal

@@ -1,11 +1,14 @@
 """A corpus of any size for scale tests and `make bench`: real-looking text, fixed seed.
 
-Chunks are recombined from the sentences of the evaluation corpus (`evals/corpus`, 327
-passages written for Keel), so word frequencies, stemming and stopwords behave like a real
-handbook's: common words ("employees", "policy", "request") sit in a large share of chunks,
-rare ones in few. Each chunk keeps one department's sentences (with some from others), swaps
-its numbers, and may carry a unique policy code ("KX-00007") in a sentence of its own: the
-identifier questions that must find exactly one chunk among thousands of near-duplicates.
+Chunks are recombined from real prose: the sentences of the evaluation corpus (`evals/corpus`,
+327 passages written for Keel) and the docstrings of the standard library and of Keel's pinned
+dependencies (~20,000 sentences of technical documentation nobody here wrote), grouped by
+topic (a department, a package). So word frequencies, stemming and stopwords behave like a
+real documentation set: common words sit in a large share of chunks, rare ones in few, and
+chunks of one topic are near-duplicates of each other. Each chunk keeps one topic's sentences
+(with some from others), swaps its numbers, and may carry a unique policy code ("KX-00007")
+in a sentence of its own: the identifier questions that must find exactly one chunk among
+thousands of near-duplicates.
 
 Vectors come without the encoder, so 100,000 chunks build in minutes: every pool sentence is
 embedded once with the real model, and a chunk's windows are the normalised means of its
@@ -16,11 +19,14 @@ Rows are written through Keel's own store code (`activities.store.upsert_documen
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import sysconfig
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,29 @@ CHUNKS_PER_DOCUMENT = 20
 CODE_SHARE = 0.2  # share of chunks that carry a unique policy code
 DOC_TYPES = ("policy", "guideline", "faq", "runbook", "contract")
 _NUMBER = re.compile(r"\b\d+\b")
+# Prose: a capitalised sentence of 5-40 words, without code punctuation.
+_PROSE = re.compile(r"^[A-Z][^\n]{20,300}$")
+_CODE = re.compile(r"[>{}\[\]=]{2}|::|\$|\w\(|\)\.|`|>>>")
+MIN_TOPIC_SENTENCES = 40
+# Installed at pinned versions by pyproject.toml, so the same files on every machine.
+PACKAGES = (
+    "sqlalchemy",
+    "pydantic",
+    "temporalio",
+    "fastapi",
+    "starlette",
+    "httpx",
+    "alembic",
+    "rich",
+    "typer",
+    "redis",
+    "psycopg",
+    "anthropic",
+    "openai",
+    "numpy",
+    "yaml",
+)
+SKIP_PARTS = {"idlelib", "lib2to3", "site-packages", "tests", "test", "__pycache__", "_vendor"}
 
 
 @dataclass(frozen=True)
@@ -47,21 +76,62 @@ class Pool:
 
 
 def load_pool(embed: Any | None = None) -> Pool:
-    """Every sentence of the evaluation corpus, by department, embedded when `embed` is given."""
-    sentences: list[str] = []
-    owners: list[str] = []
+    """Sentences by topic, embedded when `embed` is given: the evaluation corpus's passages
+    (topic = department) and the docstrings of the standard library and of Keel's pinned
+    dependencies (topic = top-level package), read with `ast`, never imported."""
+    groups: dict[str, list[str]] = {}
     for path in sorted(CORPUS.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             row = json.loads(line)
-            for sentence in re.split(r"(?<=[.!?])\s+", row["text"]):
-                if len(sentence.split()) >= 4:
-                    sentences.append(sentence.strip())
-                    owners.append(str(row.get("department") or path.stem))
+            for sentence in _sentences(row["text"]):
+                groups.setdefault(str(row.get("department") or path.stem), []).append(sentence)
+    for topic, found in _docstrings().items():
+        groups.setdefault(topic, []).extend(found)
+    sentences: list[str] = []
+    owners: list[str] = []
+    for topic in sorted(groups):
+        unique = list(dict.fromkeys(groups[topic]))
+        if len(unique) >= MIN_TOPIC_SENTENCES:
+            sentences += unique
+            owners += [topic] * len(unique)
     departments = sorted(set(owners))
     owner = np.array(owners)
     by_department = {d: np.flatnonzero(owner == d) for d in departments}
     vectors = None if embed is None else np.asarray(embed(sentences), dtype=np.float32)
     return Pool(sentences, departments, by_department, vectors)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split())) if s.strip()]
+
+
+@lru_cache(maxsize=1)
+def _docstrings() -> dict[str, list[str]]:
+    """Prose sentences of docstrings, by top-level package, in a fixed file order."""
+    roots = [Path(sysconfig.get_paths()["stdlib"])]
+    site = Path(sysconfig.get_paths()["purelib"])
+    roots += [site / name for name in PACKAGES if (site / name).is_dir()]
+    found: dict[str, list[str]] = {}
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            parts = path.relative_to(root).parts
+            if any(p in SKIP_PARTS or p.startswith("test") for p in parts):
+                continue
+            topic = root.name if root.parent == site else parts[0].removesuffix(".py")
+            try:
+                tree = ast.parse(path.read_text(errors="ignore"))
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(
+                    node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+                ):
+                    doc = ast.get_docstring(node)
+                    if doc:
+                        found.setdefault(topic, []).extend(
+                            s for s in _sentences(doc) if _PROSE.match(s) and not _CODE.search(s)
+                        )
+    return found
 
 
 def policy_code(n: int) -> str:
