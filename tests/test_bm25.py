@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.rag import bm25
 from activities.rag.search import keyword_search
 from activities.store import ChunkRecord, delete_document, upsert_document
 from keel.auth import ensure_tenant
@@ -83,6 +84,12 @@ async def test_top_50_matches_exact_bm25_over_the_same_tokens(
         recalls.append(recall_at_k([h.chunk_id for h in hits], scores, 50))
         for hit in hits:  # every score is BM25's, not an approximation of it
             assert hit.score == pytest.approx(scores[hit.chunk_id], rel=1e-6)
+        # The threshold algorithm (what filtered searches use) agrees too.
+        async with clients.engine.connect() as conn:
+            stats = await bm25.load_stats(conn, tenant_id, question)
+            assert stats is not None
+            state = await bm25.top_k(conn, stats, k=50)
+        recalls.append(recall_at_k([c for c, _ in state.best()], scores, 50))
     assert sum(recalls) / len(recalls) >= 0.99, recalls
 
     # A metadata filter: the same statistics, only the chunks that pass.
@@ -182,6 +189,36 @@ async def test_statistics_follow_inserts_updates_deletes_and_cascades(
             )
         ).scalar_one()
     assert left == 0
+
+
+async def test_cached_lists_never_outlive_a_write(clients: Clients, tenant: str) -> None:
+    engine = clients.engine
+    tenant_id = await ensure_tenant(engine, tenant)
+    await upsert_document(
+        engine,
+        tenant_id=tenant_id,
+        source="a",
+        title="",
+        metadata={},
+        content_hash="a",
+        chunks=[_chunk(i, f"gantry crane inspection {i}") for i in range(3)],
+    )
+    first = await keyword_search(engine, tenant_id=tenant_id, query="gantry", filters=RagFilters())
+    assert len(first) == 3  # the list of "gantri" is now cached in this process
+    await upsert_document(
+        engine,
+        tenant_id=tenant_id,
+        source="b",
+        title="",
+        metadata={},
+        content_hash="b",
+        chunks=[_chunk(0, "gantry gantry gantry")],
+    )
+    second = await keyword_search(engine, tenant_id=tenant_id, query="gantry", filters=RagFilters())
+    assert len(second) == 4 and second[0].chunk_id not in {h.chunk_id for h in first}
+    await delete_document(engine, tenant_id=tenant_id, source="b")
+    third = await keyword_search(engine, tenant_id=tenant_id, query="gantry", filters=RagFilters())
+    assert [h.chunk_id for h in third] == [h.chunk_id for h in first]
 
 
 async def test_writer_killed_mid_upsert_leaves_statistics_right(

@@ -1,33 +1,36 @@
-"""BM25 top-k over Keel's postings tables, reading as few postings as the ranking needs.
+"""BM25 top-k over Keel's postings tables: exact, without scanning chunks.
 
 The tables (migration 0005) hold, per tenant, each lexeme's document frequency and one posting
 per (lexeme, chunk) with its term frequency, the chunk's length and an `impact`: the BM25 term
 weight at a fixed reference length, which orders each lexeme's list. A question's lexemes come
 from the same `to_tsvector('english', ...)` as the stored `tsv`, so query and chunks share one
-tokenisation.
+tokenisation. Two ways to the same exact top k:
 
-Search is the threshold algorithm over those impact-ordered lists:
+**Whole lists in numpy** (`exact_top_k`, unfiltered search): every posting of the question's
+lexemes is scored with numpy, ~1 ns a posting. Lists are read from Postgres once (one query,
+packed as strings) and kept in a per-process cache under the tenant's statistics version,
+which every chunk write bumps in its own transaction: a cached list is never used after a
+write. Common words cost nothing special here, which is what natural-language questions have.
 
-1. read the first postings of every query lexeme's list (strongest first);
-2. every chunk seen gets the exact BM25 contributions of the lists it was seen in; a list it
-   was not seen in can add at most that list's *bound*: idf x the impact where reading stopped,
-   scaled by max(1, avgdl / reference length) because the live avgdl is not the reference;
-3. the k-th best exact score is the threshold; candidates whose upper bound beats it get their
-   missing contributions looked up by primary key, so they become exact;
-4. a chunk seen in no list can score at most the sum of the bounds: when that is at or below
-   the threshold the top k is exactly BM25's, otherwise every unfinished list is read deeper.
+**The threshold algorithm** (`top_k`, filtered search, where the filter decides which chunks
+count): read each lexeme's strongest postings first (joined with the filter); score every
+chunk seen exactly; bound what a list could still add to a chunk not seen in it (idf x the
+impact where reading stopped, scaled by max(1, avgdl / reference length) because the live
+avgdl is not the reference); look up the missing contributions of candidates that could beat
+the k-th score; read deeper until no unseen chunk can beat it. The stop is exact; only when
+`max_postings` rows were read without meeting it does it return its best k so far, marked
+approximate (every returned score is still exact).
 
-The stop is exact; only when a question's lists are so long and flat that `max_postings` rows
-were read without meeting it does the search return its best k so far, marked approximate
-(every returned score is still exact, a chunk could be missing from the list). Statistics are
-the tenant's: with metadata filters the same N, avgdl and df apply (the reference scores of
-the unfiltered corpus, restricted to the chunks that pass), rather than re-counted per filter.
+Statistics are the tenant's: with metadata filters the same N, avgdl and df apply (the
+unfiltered corpus's scores, restricted to the chunks that pass), rather than re-counted for
+the filtered subset.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +47,7 @@ REF_LENGTH = 256.0
 FIRST_DEPTH = 512
 MAX_POSTINGS = 60_000
 RESOLVE_BATCH = 400
+FINAL_RESOLVE = 400
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Stats:
     chunk_count: int
     avgdl: float
     terms: list[Term]
+    tenant_id: uuid.UUID | None = None
+    version: int = 0
 
     @property
     def bound_scale(self) -> float:
@@ -163,7 +169,7 @@ class TopK:
 
 
 _TERMS = """
-SELECT s.chunk_count, s.length_total,
+SELECT s.chunk_count, s.length_total, s.version,
        coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'),
        coalesce(array_agg(t.lexeme ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'),
        coalesce(array_agg(t.df ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}')
@@ -171,7 +177,7 @@ FROM bm25_tenants s
 LEFT JOIN bm25_terms t ON t.tenant_id = s.tenant_id AND t.df > 0
      AND t.lexeme = ANY(tsvector_to_array(to_tsvector('english', :q)))
 WHERE s.tenant_id = :t
-GROUP BY s.chunk_count, s.length_total
+GROUP BY s.chunk_count, s.length_total, s.version
 """
 
 # Postgres computes each posting's exact BM25 weight and sends a term's slice as two strings
@@ -210,15 +216,21 @@ GROUP BY p.term_id
 async def load_stats(conn: AsyncConnection, tenant_id: uuid.UUID, query: str) -> Stats | None:
     """N, avgdl and the query's lexemes with their df in the tenant; None when nothing matches."""
     row = (await conn.execute(text(_TERMS), {"t": tenant_id, "q": query})).one_or_none()
-    if row is None or not row[2] or row[0] <= 0:
+    if row is None or not row[3] or row[0] <= 0:
         return None
     chunk_count, length_total = int(row[0]), int(row[1])
     avgdl = max(1.0, length_total / chunk_count)
     terms = [
         Term(id=int(i), lexeme=str(lex), df=int(df), idf=idf(chunk_count, int(df)))
-        for i, lex, df in zip(row[2], row[3], row[4], strict=True)
+        for i, lex, df in zip(row[3], row[4], row[5], strict=True)
     ]
-    return Stats(chunk_count=chunk_count, avgdl=avgdl, terms=terms)
+    return Stats(
+        chunk_count=chunk_count,
+        avgdl=avgdl,
+        terms=terms,
+        tenant_id=tenant_id,
+        version=int(row[2]),
+    )
 
 
 def _filter_join(where: str) -> str:
@@ -298,7 +310,7 @@ async def top_k(
         else:
             await _resolve(conn, state, params, limit=k)
         if state.postings_read >= max_postings:
-            await _resolve(conn, state, params, limit=4 * k)
+            await _resolve(conn, state, params, limit=FINAL_RESOLVE)
             state.approximate = True
             return state
         depth *= 4
@@ -371,3 +383,95 @@ async def score_chunks(
     merged = {**(params or {}), **_weight_params(stats)}
     await _lookup(conn, state, points, merged, np.array(list(chunk_ids), dtype=np.int64))
     return [(c, s) for c, s in state.best() if s > 0]  # a chunk failing the filters reads 0
+
+
+@dataclass(frozen=True)
+class Postings:
+    """One lexeme's whole list, as arrays."""
+
+    chunks: NDArray[np.int64]
+    tf: NDArray[np.float64]
+    dl: NDArray[np.float64]
+
+    @property
+    def size(self) -> int:
+        return len(self.chunks)
+
+
+class PostingCache:
+    """Whole posting lists of recently searched lexemes, per process, under the tenant's
+    statistics version: any write to the tenant's chunks bumps the version (in the writing
+    transaction), and a list cached under another version is never used. Bounded by the
+    number of postings held (14 bytes each), least recently used out first."""
+
+    def __init__(self, max_postings: int) -> None:
+        self.max_postings = max_postings
+        self._lists: OrderedDict[int, tuple[int, Postings]] = OrderedDict()
+        self._held = 0
+
+    def get(self, term_id: int, version: int) -> Postings | None:
+        found = self._lists.get(term_id)
+        if found is None or found[0] != version:
+            return None
+        self._lists.move_to_end(term_id)
+        return found[1]
+
+    def put(self, term_id: int, version: int, postings: Postings) -> None:
+        old = self._lists.pop(term_id, None)
+        if old is not None:
+            self._held -= old[1].size
+        if postings.size > self.max_postings:
+            return
+        self._lists[term_id] = (version, postings)
+        self._held += postings.size
+        while self._held > self.max_postings:
+            _, (_, dropped) = self._lists.popitem(last=False)
+            self._held -= dropped.size
+
+
+# ~110 MB at 14 bytes a posting: the common lexemes of a 100k-chunk tenant.
+CACHE = PostingCache(max_postings=8_000_000)
+
+_WHOLE_LISTS = """
+SELECT term_id, string_agg(chunk_id::text, ','), string_agg(tf::text, ','),
+       string_agg(dl::text, ',')
+FROM bm25_postings WHERE term_id = ANY(CAST(:terms AS bigint[])) GROUP BY term_id
+"""
+
+
+async def exact_top_k(
+    conn: AsyncConnection, stats: Stats, *, k: int, cache: PostingCache = CACHE
+) -> list[tuple[int, float]]:
+    """Exact BM25 top `k` by scoring every posting of the query's lexemes in numpy.
+
+    The lists come from the cache when it holds them under the current version, otherwise
+    from Postgres in one query (and into the cache). `conn` must be the connection that read
+    `stats`, inside a REPEATABLE READ transaction, so lists and statistics are one snapshot.
+    """
+    lists: dict[int, Postings] = {}
+    missing = []
+    for term in stats.terms:
+        cached = cache.get(term.id, stats.version)
+        if cached is None:
+            missing.append(term.id)
+        else:
+            lists[term.id] = cached
+    if missing:
+        rows = (await conn.execute(text(_WHOLE_LISTS), {"terms": _array(missing)})).all()
+        for term_id, chunks, tf, dl in rows:
+            postings = Postings(_ints(chunks), _floats(tf), _floats(dl))
+            lists[int(term_id)] = postings
+            cache.put(int(term_id), stats.version, postings)
+    parts = [(t, lists[t.id]) for t in stats.terms if t.id in lists and lists[t.id].size]
+    if not parts:
+        return []
+    chunks = np.concatenate([p.chunks for _, p in parts])
+    weights = np.concatenate(
+        [t.idf * p.tf * (K1 + 1) / (p.tf + K1 * (1 - B + B * p.dl / stats.avgdl)) for t, p in parts]
+    )
+    ids, inverse = np.unique(chunks, return_inverse=True)
+    scores = np.bincount(inverse, weights=weights)
+    take = min(k, len(ids))
+    top = np.argpartition(-scores, take - 1)[:take]
+    order = top[np.lexsort((ids[top], -scores[top]))]
+    return [(int(ids[i]), float(scores[i])) for i in order]

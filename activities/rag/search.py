@@ -200,16 +200,22 @@ async def keyword_search(
     """
     where, params = filter_sql(filters)
     if scoring == "bm25":
-        async with engine.connect() as conn:
-            stats = await bm25.load_stats(conn, tenant_id, query)
-            if stats is None:
-                return []
-            if chunk_ids is not None:
-                best = await bm25.score_chunks(
-                    conn, stats, chunk_ids, k=k, where=where, params=params
-                )
-            else:
-                best = (await bm25.top_k(conn, stats, k=k, where=where, params=params)).best()
+        async with engine.connect() as plain:
+            # One snapshot for statistics and lists (the cache checks the version it read).
+            conn = await plain.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                stats = await bm25.load_stats(conn, tenant_id, query)
+                if stats is None:
+                    return []
+                if chunk_ids is not None:
+                    best = await bm25.score_chunks(
+                        conn, stats, chunk_ids, k=k, where=where, params=params
+                    )
+                elif where:
+                    found = await bm25.top_k(conn, stats, k=k, where=where, params=params)
+                    best = found.best()
+                else:
+                    best = await bm25.exact_top_k(conn, stats, k=k)
         return [Hit(chunk_id=c, score=s, keyword=s) for c, s in best]
     ids = ""
     if chunk_ids is not None:

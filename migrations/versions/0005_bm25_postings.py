@@ -5,7 +5,8 @@ query time: every chunk that matched any common word was unnested and scored, an
 lexeme's document frequency was counted again per matched row (268 s for one question at
 26,000 chunks). These tables hold what BM25 needs, per tenant:
 
-- `bm25_tenants`: chunk count and total length (sum of term frequencies), for N and avgdl;
+- `bm25_tenants`: chunk count and total length (sum of term frequencies), for N and avgdl,
+  and a version bumped by every write (searchers cache postings under it);
 - `bm25_terms`: one row per (tenant, lexeme) with its document frequency;
 - `bm25_postings`: one row per (term, chunk) with the term frequency, the chunk's length and
   a query-independent `impact` (the BM25 term weight at a reference length) that orders each
@@ -43,7 +44,8 @@ ADD = """
     FROM {source} n GROUP BY n.tenant_id ORDER BY n.tenant_id
     ON CONFLICT (tenant_id) DO UPDATE
         SET chunk_count = s.chunk_count + excluded.chunk_count,
-            length_total = s.length_total + excluded.length_total;
+            length_total = s.length_total + excluded.length_total,
+            version = s.version + 1;
 
     INSERT INTO bm25_terms AS t (tenant_id, lexeme, df)
     SELECT n.tenant_id, u.lexeme, count(*) FROM {source} n, unnest(n.tsv) u
@@ -62,7 +64,8 @@ ADD = """
 
 REMOVE = """
     UPDATE bm25_tenants s
-    SET chunk_count = s.chunk_count - o.n, length_total = s.length_total - o.dl
+    SET chunk_count = s.chunk_count - o.n, length_total = s.length_total - o.dl,
+        version = s.version + 1
     FROM (
         SELECT o.tenant_id, count(*) AS n,
                sum((SELECT coalesce(sum(greatest(1, cardinality(u.positions))), 0)
@@ -91,7 +94,8 @@ def upgrade() -> None:
         CREATE TABLE bm25_tenants (
             tenant_id     uuid PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
             chunk_count   bigint NOT NULL DEFAULT 0 CHECK (chunk_count >= 0),
-            length_total  bigint NOT NULL DEFAULT 0 CHECK (length_total >= 0)
+            length_total  bigint NOT NULL DEFAULT 0 CHECK (length_total >= 0),
+            version       bigint NOT NULL DEFAULT 0
         )
         """
     )
