@@ -140,6 +140,58 @@ def same_meaning_guard(new: str, cached: str) -> bool:
     return key_terms(new) == key_terms(cached)
 
 
+async def find_semantic(
+    engine: AsyncEngine, embedder: Embedder, probe: CacheProbe
+) -> CacheHit | None:
+    """The nearest cached request of this tenant/scope/system prompt that is similar enough
+    and passes the key-term guard (not yet recorded in the ledger)."""
+    if not probe.query_text:
+        return None
+    vectors = await asyncio.to_thread(embedder.embed, [probe.query_text])
+    vector = [float(x) for x in vectors[0]]
+    async with engine.begin() as conn:
+        # Filters are selective (one tenant, one scope): let HNSW keep scanning until it
+        # finds enough rows that pass them.
+        await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        rows = (
+            await conn.execute(
+                text(
+                    """
+                    SELECT query_text, response, model, 1 - (embedding <=> :v) AS similarity,
+                           id
+                    FROM semantic_cache
+                    WHERE tenant_id = :t AND model_scope = :scope AND system_hash = :sys
+                      AND expires_at > now()
+                    ORDER BY embedding <=> :v
+                    LIMIT :k
+                    """
+                ),
+                {
+                    "v": str(vector),
+                    "t": uuid.UUID(probe.context.tenant_id),
+                    "scope": probe.model_scope,
+                    "sys": system_hash(probe.system),
+                    "k": CANDIDATES,
+                },
+            )
+        ).all()
+    for cached_query, response, model, similarity, entry in rows:
+        if similarity < probe.threshold:
+            break
+        if same_meaning_guard(probe.query_text, cached_query):
+            CACHE_LOOKUPS.labels("semantic", "hit").inc()
+            return CacheHit(
+                layer="semantic",
+                text=response,
+                model=model,
+                similarity=float(similarity),
+                cached_key=f"semantic_cache:{entry}",
+                entry=str(entry),
+            )
+    CACHE_LOOKUPS.labels("semantic", "miss").inc()
+    return None
+
+
 class SemanticCacheActivities:
     """Runs on the gpu queue, next to the embedder it needs."""
 
@@ -154,46 +206,10 @@ class SemanticCacheActivities:
     @activity.defn(name="semantic_cache_lookup")
     async def semantic_cache_lookup(self, probe: CacheProbe) -> CacheHit | None:
         """Nearest cached request of this tenant/scope/system prompt that passes both tests."""
-        if not probe.query_text:
-            return None
-        vector = await self._embed(probe.query_text)
-        async with self.engine.begin() as conn:
-            # Filters are selective (one tenant, one scope): let HNSW keep scanning until it
-            # finds enough rows that pass them.
-            await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            rows = (
-                await conn.execute(
-                    text(
-                        """
-                        SELECT query_text, response, model, 1 - (embedding <=> :v) AS similarity
-                        FROM semantic_cache
-                        WHERE tenant_id = :t AND model_scope = :scope AND system_hash = :sys
-                          AND expires_at > now()
-                        ORDER BY embedding <=> :v
-                        LIMIT :k
-                        """
-                    ),
-                    {
-                        "v": str(vector),
-                        "t": uuid.UUID(probe.context.tenant_id),
-                        "scope": probe.model_scope,
-                        "sys": system_hash(probe.system),
-                        "k": CANDIDATES,
-                    },
-                )
-            ).all()
-        for cached_query, response, model, similarity in rows:
-            if similarity < probe.threshold:
-                break
-            if same_meaning_guard(probe.query_text, cached_query):
-                CACHE_LOOKUPS.labels("semantic", "hit").inc()
-                hit = CacheHit(
-                    layer="semantic", text=response, model=model, similarity=float(similarity)
-                )
-                await record(self.engine, cache_hit_row(probe, hit))
-                return hit
-        CACHE_LOOKUPS.labels("semantic", "miss").inc()
-        return None
+        hit = await find_semantic(self.engine, self.embedder, probe)
+        if hit is not None:
+            await record(self.engine, cache_hit_row(probe, hit))
+        return hit
 
     @activity.defn(name="semantic_cache_store")
     async def semantic_cache_store(self, write: CacheWrite) -> None:

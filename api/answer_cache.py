@@ -1,10 +1,13 @@
-"""Exact answer-cache hits served by the API itself, before any workflow starts.
+"""Answer-cache hits (exact, then semantic) served by the API itself, before any workflow.
 
 A hit is one Redis GET; starting a workflow to make that GET costs 50-85 ms on the dev server
 (a start, two workflow tasks, a result poll). So the route computes the very key
 `RagQueryWorkflow` would (the same input check, the same corpus generation, the same scope),
-and only on a hit answers here. A miss, a blocked or redacted question, or anything unusual
-falls through to the durable workflow, which decides for itself as before.
+and only on a hit answers here. The semantic layer embeds the question in this process (the
+same model as the workers' semantic cache; loaded on first use) and runs the same lookup and
+key-term guard (`activities.semantic_cache.find_semantic`). A miss, a blocked or redacted
+question, or anything unusual falls through to the durable workflow, which decides for itself
+as before.
 
 What stays durable: the hit's ledger row is committed to Postgres before the answer is sent
 (without waiting for the WAL flush: see `activities.ledger.record`),
@@ -16,20 +19,24 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import lru_cache
 
 from pydantic import ValidationError
 
+from activities.embedding import Embedder, make_embedder
 from activities.ledger import LedgerRow, record
 from activities.safety import check_input
+from activities.semantic_cache import find_semantic
 from keel.auth import Principal
 from keel.clients import Clients
-from keel.contracts.gateway import CacheHit
+from keel.contracts.gateway import CacheHit, CacheProbe
 from keel.contracts.llm import Usage
-from keel.contracts.rag import RagAnswer, RagQueryRequest
+from keel.contracts.rag import AnswerCacheLayer, RagAnswer, RagQueryRequest
 from keel.contracts.safety import SafetyPolicy
 from keel.corpus import corpus_generation
 from keel.telemetry import CACHE_LOOKUPS
-from workflows.guards.answer_key import answer_key, answer_scope
+from workflows.guards.answer_key import ANSWER_SCOPE, answer_key, answer_scope
+from workflows.guards.cache_key import normalise
 
 POLICY = SafetyPolicy()
 
@@ -38,8 +45,13 @@ def hit_id() -> str:
     return f"rag-hit-{uuid.uuid4().hex}"
 
 
+@lru_cache(maxsize=2)
+def _embedder(kind: str) -> Embedder:
+    return make_embedder(kind)
+
+
 async def serve_hit(
-    clients: Clients, principal: Principal, request: RagQueryRequest
+    clients: Clients, principal: Principal, request: RagQueryRequest, *, embedder_kind: str
 ) -> tuple[str, RagAnswer] | None:
     """The cached answer and the id it was served under, or None to run the workflow."""
     started = time.perf_counter()
@@ -52,20 +64,36 @@ async def serve_hit(
         generation = await corpus_generation(conn, principal.tenant_id)
     scope = answer_scope(str(principal.tenant_id), request.filters, request.rag, generation)
     key = answer_key(scope, request.question)
+    layer: AnswerCacheLayer = "answer_exact"
     stored = await clients.redis.get(key)
-    if stored is None:
-        return None
     try:
-        hit = CacheHit.model_validate_json(stored)
+        if stored is not None:
+            hit = CacheHit.model_validate_json(stored)
+        elif request.rag.semantic_answer_cache:
+            layer = "answer_semantic"
+            probe = CacheProbe(
+                context=request.context,
+                key=key,
+                model_scope=ANSWER_SCOPE,
+                system=scope,
+                query_text=normalise(request.question),
+                threshold=request.gateway.semantic_threshold,
+            )
+            found = await find_semantic(clients.engine, _embedder(embedder_kind), probe)
+            if found is None:
+                return None
+            hit = found
+        else:
+            return None
         cached = RagAnswer.model_validate_json(hit.text)
     except ValidationError:
         return None  # an entry from another version: the workflow path replaces it
-    CACHE_LOOKUPS.labels("answer_exact", "hit").inc()
+    CACHE_LOOKUPS.labels(layer, "hit").inc()
     served = hit_id()
     await record(
         clients.engine,
         LedgerRow(
-            call_key=f"{served}:answer_exact",
+            call_key=f"{served}:{layer}",
             context=request.context,
             workflow_id=served,
             run_id="",
@@ -74,15 +102,15 @@ async def serve_hit(
             usage=Usage(),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             cost_usd=0.0,
-            cache_layer="exact",
-            cache_key=key,
+            cache_layer="exact" if layer == "answer_exact" else "semantic",
+            cache_key=key if layer == "answer_exact" else hit.cached_key,
             cache_entry=hit.entry or None,
         ),
         flush_wal=False,
     )
     answer = cached.model_copy(
         update={
-            "cache_layer": "answer_exact",
+            "cache_layer": layer,
             "usage": Usage(),
             "cost_usd": 0.0,
             "safety": [verdict],

@@ -64,6 +64,16 @@ async def test_exact_hit_is_answered_without_a_workflow_and_ledgered(
     costs = (await api.get("/v1/costs", headers=seeded.headers)).json()
     assert costs["cache_hits"] == costs_before + 1
 
+    # A paraphrase is a semantic hit, served here too, and says which entry answered.
+    near = await api.post(
+        "/v1/rag/query", json={"question": QUESTION.lower().rstrip("?")}, headers=seeded.headers
+    )
+    assert near.json()["result"]["cache_layer"] == "answer_semantic", near.text
+    assert near.json()["result"]["answer"] == first.json()["result"]["answer"]
+    assert near.json()["id"].startswith("rag-hit-")
+    [(layer, key, entry)] = await _ledger(clients, near.json()["id"])
+    assert layer == "semantic" and key is not None and key.startswith("semantic_cache:")
+
     # Other filters are another scope: no hit, a workflow runs.
     scoped = await api.post(
         "/v1/rag/query",

@@ -95,7 +95,7 @@ async def rag_query(
         gateway=gateway_config(config),
         rag=config.rag,
     )
-    hit = await serve_hit(clients, principal, request)
+    hit = await serve_hit(clients, principal, request, embedder_kind=config.embedder)
     if hit is not None:
         return RagQueryAnswer(id=hit[0], result=hit[1])
     wid, result = await launch.start(
