@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.rag import bm25
-from activities.rag.search import keyword_search
+from activities.rag.search import filter_sql, keyword_search
 from activities.store import ChunkRecord, delete_document, upsert_document
 from keel.auth import ensure_tenant
 from keel.clients import Clients
@@ -103,6 +103,12 @@ async def test_top_50_matches_exact_bm25_over_the_same_tokens(
         k=50,
     )
     assert hits and recall_at_k([h.chunk_id for h in hits], scores, 50) >= 0.99
+    where, params = filter_sql(RagFilters(departments=["hr"]))
+    async with clients.engine.connect() as conn:  # the path of filters that pass many chunks
+        stats = await bm25.load_stats(conn, tenant_id, question)
+        assert stats is not None
+        state = await bm25.top_k(conn, stats, k=50, where=where, params=params)
+    assert recall_at_k([c for c, _ in state.best()], scores, 50) >= 0.99
 
     # A unique identifier among near-duplicates comes back first, every time.
     for fact in facts[:10]:

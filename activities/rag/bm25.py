@@ -12,8 +12,9 @@ packed as strings) and kept in a per-process cache under the tenant's statistics
 which every chunk write bumps in its own transaction: a cached list is never used after a
 write. Common words cost nothing special here, which is what natural-language questions have.
 
-**The threshold algorithm** (`top_k`, filtered search, where the filter decides which chunks
-count): read each lexeme's strongest postings first (joined with the filter); score every
+A metadata filter that passes few chunks (at most `FILTER_MASK_CHUNKS`) reads their ids and
+keeps only their postings. **The threshold algorithm** (`top_k`, a broad filter, where most
+postings pass): read each lexeme's strongest postings first (joined with the filter); score every
 chunk seen exactly; bound what a list could still add to a chunk not seen in it (idf x the
 impact where reading stopped, scaled by max(1, avgdl / reference length) because the live
 avgdl is not the reference); look up the missing contributions of candidates that could beat
@@ -45,6 +46,7 @@ B = 0.75
 # Must match migration 0005's bm25_impact(): the lists are ordered by the weight at this length.
 REF_LENGTH = 256.0
 FIRST_DEPTH = 512
+FILTER_MASK_CHUNKS = 20_000
 MAX_POSTINGS = 60_000
 RESOLVE_BATCH = 400
 FINAL_RESOLVE = 400
@@ -440,13 +442,19 @@ FROM bm25_postings WHERE term_id = ANY(CAST(:terms AS bigint[])) GROUP BY term_i
 
 
 async def exact_top_k(
-    conn: AsyncConnection, stats: Stats, *, k: int, cache: PostingCache = CACHE
+    conn: AsyncConnection,
+    stats: Stats,
+    *,
+    k: int,
+    cache: PostingCache = CACHE,
+    among: NDArray[np.int64] | None = None,
 ) -> list[tuple[int, float]]:
     """Exact BM25 top `k` by scoring every posting of the query's lexemes in numpy.
 
     The lists come from the cache when it holds them under the current version, otherwise
     from Postgres in one query (and into the cache). `conn` must be the connection that read
     `stats`, inside a REPEATABLE READ transaction, so lists and statistics are one snapshot.
+    `among` (sorted chunk ids) keeps only those chunks: the ones a metadata filter passes.
     """
     lists: dict[int, Postings] = {}
     missing = []
@@ -469,9 +477,35 @@ async def exact_top_k(
     weights = np.concatenate(
         [t.idf * p.tf * (K1 + 1) / (p.tf + K1 * (1 - B + B * p.dl / stats.avgdl)) for t, p in parts]
     )
+    if among is not None:
+        keep = np.isin(chunks, among)
+        chunks, weights = chunks[keep], weights[keep]
+        if not len(chunks):
+            return []
     ids, inverse = np.unique(chunks, return_inverse=True)
     scores = np.bincount(inverse, weights=weights)
     take = min(k, len(ids))
     top = np.argpartition(-scores, take - 1)[:take]
     order = top[np.lexsort((ids[top], -scores[top]))]
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+async def passing_chunks(
+    conn: AsyncConnection, tenant_id: uuid.UUID, where: str, params: dict[str, Any]
+) -> NDArray[np.int64] | None:
+    """Sorted ids of the tenant's chunks that pass the filter, or None when more than
+    `FILTER_MASK_CHUNKS` do (then the threshold algorithm is cheaper)."""
+    joined = (
+        await conn.execute(
+            text(
+                "SELECT count(*), string_agg(id::text, ',') FROM (SELECT c.id FROM chunks c "
+                f"WHERE c.tenant_id = :t {where} LIMIT :cap) s"
+            ),
+            {**params, "t": tenant_id, "cap": FILTER_MASK_CHUNKS + 1},
+        )
+    ).one()
+    if int(joined[0]) > FILTER_MASK_CHUNKS:
+        return None
+    if not joined[0]:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(_ints(joined[1]))

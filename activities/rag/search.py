@@ -212,8 +212,12 @@ async def keyword_search(
                         conn, stats, chunk_ids, k=k, where=where, params=params
                     )
                 elif where:
-                    found = await bm25.top_k(conn, stats, k=k, where=where, params=params)
-                    best = found.best()
+                    among = await bm25.passing_chunks(conn, tenant_id, where, params)
+                    if among is None:
+                        found = await bm25.top_k(conn, stats, k=k, where=where, params=params)
+                        best = found.best()
+                    else:
+                        best = await bm25.exact_top_k(conn, stats, k=k, among=among)
                 else:
                     best = await bm25.exact_top_k(conn, stats, k=k)
         return [Hit(chunk_id=c, score=s, keyword=s) for c, s in best]
