@@ -20,8 +20,8 @@ Two rerankers:
   no longer diluted by the rest of its 256-token window. Features are min-max normalised over
   the candidates and summed with `RESCORE_WEIGHTS`, set on one half of the evaluation questions
   and checked on the other (README): +2.5 points recall@5, +2.5 MRR@10 over hybrid order.
-  The sentence feature costs one embedding batch (~50 sentences for 10 short passages); 0
-  candidates turns it off.
+  The sentence feature costs one embedding batch of at most `MAX_SENTENCES` sentences, those
+  of each candidate that share most terms with the question; 0 candidates turns it off.
 """
 
 from __future__ import annotations
@@ -52,12 +52,14 @@ from keel.contracts.rag import Hit, KeywordScoring, RagFilters
 # Weights of the rescore reranker's features (each min-max normalised over the candidates),
 # tuned on the even-numbered evaluation questions, checked on the odd-numbered ones.
 RESCORE_WEIGHTS: dict[str, float] = {"vector": 0.4, "keyword": 0.15, "title": 0.15, "sentence": 0.3}
-# A chunk of 512 tokens holds ~25 sentences; more than this many are not worth embedding.
-MAX_SENTENCES_PER_CANDIDATE = 40
-# Embedding is the rescorer's whole cost (~1.3 ms a sentence on a CPU): a budget keeps it near
-# 100 ms whatever the chunk size. Short passages (~5 sentences) still get ~12 candidates' worth,
-# 512-token chunks (~20 sentences) the first three.
-MAX_SENTENCES = 64
+# Embedding is the rescorer's whole cost, and it is compute-bound: on this 2-core CPU a short
+# sentence costs ~4 ms in a batch and a long one ~15 ms (~0.3 ms a word piece): 64 sentences
+# were 250-600 ms, these 12 cut at 200 characters ~85 ms.
+# Each candidate offers only the sentences that share the most content terms with the
+# question (ties: earlier first), cut at SENTENCE_CHARS, within a budget of MAX_SENTENCES.
+SENTENCES_PER_CANDIDATE = 2
+MAX_SENTENCES = 12
+SENTENCE_CHARS = 200
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 
 
@@ -243,16 +245,25 @@ def title_scores(question: str, found: list[Candidate]) -> dict[int, float]:
 
 
 def sentence_scores(
-    embedder: Embedder, vector: NDArray[np.float32], found: list[Candidate]
+    embedder: Embedder,
+    vector: NDArray[np.float32],
+    found: list[Candidate],
+    question: str = "",
 ) -> dict[int, float]:
-    """Best cosine between the query and any one sentence of each candidate, for as many of
-    the candidates (best first) as `MAX_SENTENCES` sentences cover."""
-    sentences = [
-        (c.chunk_id, sentence)
-        for c in found
-        for sentence in [s.strip() for s in _SENTENCE.split(c.text)][:MAX_SENTENCES_PER_CANDIDATE]
-        if sentence
-    ][:MAX_SENTENCES]
+    """Best cosine between the query and one sentence of each candidate, for as many of the
+    candidates (best first) as `MAX_SENTENCES` sentences cover; each offers the
+    `SENTENCES_PER_CANDIDATE` sentences that share the most content terms with `question`."""
+    asked = content_terms(question)
+    sentences: list[tuple[int, str]] = []
+    for c in found:
+        pieces = [s.strip()[:SENTENCE_CHARS] for s in _SENTENCE.split(c.text) if s.strip()]
+        ranked = sorted(
+            range(len(pieces)), key=lambda i: (-len(asked & content_terms(pieces[i])), i)
+        )
+        sentences += [(c.chunk_id, pieces[i]) for i in ranked[:SENTENCES_PER_CANDIDATE]]
+        if len(sentences) >= MAX_SENTENCES:
+            break
+    sentences = sentences[:MAX_SENTENCES]
     if not sentences:
         return {}
     vectors = embedder.embed([s for _, s in sentences]) @ vector
@@ -304,7 +315,7 @@ async def rescore(
     sentences: dict[int, float] = {}
     if embedder is not None and vector is not None and sentence_candidates > 0:
         sentences = await asyncio.to_thread(
-            sentence_scores, embedder, vector, found[:sentence_candidates]
+            sentence_scores, embedder, vector, found[:sentence_candidates], question
         )
     features = {
         "vector": minmax(cosine),
