@@ -7,6 +7,7 @@ regular activity so Temporal owns its retries and every attempt is in history.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ from keel.settings import Settings
 from keel.telemetry import CACHE_LOOKUPS, activity_context
 from workflows.guards.costing import cost_usd
 
+log = logging.getLogger(__name__)
 STALE_TTL = timedelta(days=7)  # how long an answer stays usable as the last-resort fallback
 
 
@@ -99,50 +101,14 @@ class GatewayActivities:
 
     @activity.defn(name="exact_cache_store")
     async def exact_cache_store(self, write: CacheWrite) -> None:
-        """Store the answer under its exact key, plus a long-lived stale copy for fallback.
-
-        Each cited document remembers the keys that cited it, so a change to the document
-        can drop them (see `invalidate_documents`).
-        """
-        value = CacheHit(
-            layer="exact", text=write.text, model=write.model, entry=uuid.uuid4().hex
-        ).model_dump_json()
-        stale = write.key + ":stale"
-        keep = int(STALE_TTL.total_seconds())
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(write.key, value, ex=write.ttl_seconds)
-            pipe.set(stale, value, ex=keep)
-            for doc in write.cited_document_ids:
-                index = f"keel:cites:{write.context.tenant_id}:{doc}"
-                pipe.sadd(index, write.key, stale)
-                pipe.expire(index, keep)
-            await pipe.execute()
+        """Store the answer under its exact key, plus a long-lived stale copy for fallback."""
+        await store_exact(self.redis, write)
 
     # -- budgets -------------------------------------------------------------------------
     @activity.defn(name="tenant_spend")
     async def tenant_spend(self, tenant_id: str) -> TenantSpend:
         """This calendar month's spend and the tenant's monthly limit (None: no limit)."""
-        month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        """
-                        SELECT
-                          (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
-                            WHERE tenant_id = :t AND created_at >= :since),
-                          (SELECT limit_usd FROM budgets WHERE tenant_id = :t AND period = 'month'),
-                          (SELECT soft_ratio FROM budgets WHERE tenant_id = :t AND period = 'month')
-                        """
-                    ),
-                    {"t": uuid.UUID(tenant_id), "since": month_start},
-                )
-            ).one()
-        return TenantSpend(
-            spent_usd=float(row[0]),
-            limit_usd=float(row[1]) if row[1] is not None else None,
-            soft_ratio=float(row[2]) if row[2] is not None else 0.7,
-        )
+        return await tenant_spend(self.engine, tenant_id)
 
     # -- circuit breakers ----------------------------------------------------------------
     @activity.defn(name="circuit_acquire")
@@ -177,32 +143,19 @@ class GatewayActivities:
         await self.redis.set(circuit_key(circuit_id), state.model_dump_json())
 
     async def _mirrored(self, circuit_id: str) -> CircuitState:
-        raw = await self.redis.get(circuit_key(circuit_id))
-        return CircuitState.model_validate_json(raw) if raw else CircuitState()
+        return await mirrored_state(self.redis, circuit_id)
 
     async def _report(self, call: ProviderCall, success: bool, admitted_at: str) -> None:
-        """Tell the breaker how an attempt went (starting the breaker on its first report).
-
-        A success while the breaker is closed with no failures counted changes nothing, so
-        it is not sent: the entity's history grows with failures and recoveries only.
-        """
-        if not call.circuit_id:
-            return
-        if success:
-            mirrored = await self._mirrored(call.circuit_id)
-            if mirrored.state == "closed" and mirrored.consecutive_failures == 0:
-                return
-        from workflows.circuit import CircuitBreakerWorkflow
-
-        await self.temporal.start_workflow(
-            CircuitBreakerWorkflow.run,
-            call.circuit,
-            id=call.circuit_id,
-            task_queue=activity.info().task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal="report",
-            start_signal_args=[CircuitOutcome(success=success, at_attempt_started=admitted_at)],
-        )
+        if call.circuit_id:
+            await report_outcome(
+                self.temporal,
+                self.redis,
+                call.circuit_id,
+                call.circuit,
+                task_queue=activity.info().task_queue,
+                success=success,
+                admitted_at=admitted_at,
+            )
 
     # -- the provider attempt ------------------------------------------------------------
     @activity.defn(name="provider_complete")
@@ -218,7 +171,7 @@ class GatewayActivities:
         info = activity.info()
         admitted_at = info.current_attempt_scheduled_time.isoformat()
         with activity_context(call.context.tenant):
-            request, restore_values = _redacted(call)
+            request, restore_values = redacted(call)
             started = time.perf_counter()
             try:
                 response = await provider.complete(request)
@@ -255,26 +208,13 @@ class GatewayActivities:
             )
             if written:
                 await charge_rate_limits(
-                    self.redis, call.context.api_key_id, _tokens(response.usage)
+                    self.redis, call.context.api_key_id, usage_tokens(response.usage)
                 )
             await self._report(call, True, admitted_at)
             return result
 
     def _prices(self, model: str) -> dict[str, Any]:
-        """The price table, with `model` resolved: providers answer with dated names
-        (`claude-haiku-4-5-20251001`), priced as their listed prefix. A model with no price
-        at all is charged the highest listed rates, so an unpriced model can never slip
-        past a budget."""
-        prices: dict[str, Any] = dict(self.settings.prices)
-        if model in prices:
-            return prices
-        prefixes = [name for name in prices if model.startswith(name)]
-        if prefixes:
-            prices[model] = prices[max(prefixes, key=len)]
-        else:
-            activity.logger.warning("no price for model %s: charging the highest rates", model)
-            prices[model] = max(prices.values(), key=lambda p: p.output)
-        return prices
+        return priced(self.settings.prices, model)
 
     async def _failed_attempt(self, call: ProviderCall, exc: ApplicationError, ms: float) -> None:
         info = activity.info()
@@ -297,7 +237,108 @@ class GatewayActivities:
         )
 
 
-def _redacted(call: ProviderCall) -> tuple[LlmRequest, dict[str, str]]:
+async def store_exact(redis: aioredis.Redis, write: CacheWrite) -> None:
+    """Store the answer under its exact key, plus a long-lived stale copy for fallback.
+
+    Each cited document remembers the keys that cited it, so a change to the document
+    can drop them (see `invalidate_documents`).
+    """
+    value = CacheHit(
+        layer="exact", text=write.text, model=write.model, entry=uuid.uuid4().hex
+    ).model_dump_json()
+    stale = write.key + ":stale"
+    keep = int(STALE_TTL.total_seconds())
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(write.key, value, ex=write.ttl_seconds)
+        pipe.set(stale, value, ex=keep)
+        for doc in write.cited_document_ids:
+            index = f"keel:cites:{write.context.tenant_id}:{doc}"
+            pipe.sadd(index, write.key, stale)
+            pipe.expire(index, keep)
+        await pipe.execute()
+
+
+async def tenant_spend(engine: AsyncEngine, tenant_id: str) -> TenantSpend:
+    """This calendar month's spend and the tenant's monthly limit (None: no limit)."""
+    month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    """
+                    SELECT
+                      (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
+                        WHERE tenant_id = :t AND created_at >= :since),
+                      (SELECT limit_usd FROM budgets WHERE tenant_id = :t AND period = 'month'),
+                      (SELECT soft_ratio FROM budgets WHERE tenant_id = :t AND period = 'month')
+                    """
+                ),
+                {"t": uuid.UUID(tenant_id), "since": month_start},
+            )
+        ).one()
+    return TenantSpend(
+        spent_usd=float(row[0]),
+        limit_usd=float(row[1]) if row[1] is not None else None,
+        soft_ratio=float(row[2]) if row[2] is not None else 0.7,
+    )
+
+
+async def mirrored_state(redis: aioredis.Redis, circuit_id: str) -> CircuitState:
+    """A breaker's state as its entity last mirrored it (closed when never mirrored)."""
+    raw = await redis.get(circuit_key(circuit_id))
+    return CircuitState.model_validate_json(raw) if raw else CircuitState()
+
+
+async def report_outcome(
+    temporal: Client,
+    redis: aioredis.Redis,
+    circuit_id: str,
+    circuit: CircuitConfig,
+    *,
+    task_queue: str,
+    success: bool,
+    admitted_at: str,
+) -> None:
+    """Tell the breaker how an attempt went (starting the breaker on its first report).
+
+    A success while the breaker is closed with no failures counted changes nothing, so
+    it is not sent: the entity's history grows with failures and recoveries only.
+    """
+    if success:
+        mirrored = await mirrored_state(redis, circuit_id)
+        if mirrored.state == "closed" and mirrored.consecutive_failures == 0:
+            return
+    from workflows.circuit import CircuitBreakerWorkflow
+
+    await temporal.start_workflow(
+        CircuitBreakerWorkflow.run,
+        circuit,
+        id=circuit_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="report",
+        start_signal_args=[CircuitOutcome(success=success, at_attempt_started=admitted_at)],
+    )
+
+
+def priced(prices: dict[str, Any], model: str) -> dict[str, Any]:
+    """The price table, with `model` resolved: providers answer with dated names
+    (`claude-haiku-4-5-20251001`), priced as their listed prefix. A model with no price
+    at all is charged the highest listed rates, so an unpriced model can never slip
+    past a budget."""
+    table: dict[str, Any] = dict(prices)
+    if model in table:
+        return table
+    prefixes = [name for name in table if model.startswith(name)]
+    if prefixes:
+        table[model] = table[max(prefixes, key=len)]
+    else:
+        log.warning("no price for model %s: charging the highest rates", model)
+        table[model] = max(table.values(), key=lambda p: p.output)
+    return table
+
+
+def redacted(call: ProviderCall) -> tuple[LlmRequest, dict[str, str]]:
     """The request as the provider may see it, and the placeholders we may fill back in.
 
     With `redact_pii`, every PII value becomes a typed placeholder before leaving this
@@ -319,7 +360,7 @@ def _redacted(call: ProviderCall) -> tuple[LlmRequest, dict[str, str]]:
     return request, restore_map(findings, user_text)
 
 
-def _tokens(usage: Usage) -> int:
+def usage_tokens(usage: Usage) -> int:
     return (
         usage.input_tokens
         + usage.output_tokens

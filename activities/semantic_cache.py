@@ -140,15 +140,21 @@ def same_meaning_guard(new: str, cached: str) -> bool:
     return key_terms(new) == key_terms(cached)
 
 
+async def embed_question(embedder: Embedder, question: str) -> list[float]:
+    vectors = await asyncio.to_thread(embedder.embed, [question])
+    return [float(x) for x in vectors[0]]
+
+
 async def find_semantic(
-    engine: AsyncEngine, embedder: Embedder, probe: CacheProbe
+    engine: AsyncEngine, embedder: Embedder, probe: CacheProbe, vector: list[float] | None = None
 ) -> CacheHit | None:
     """The nearest cached request of this tenant/scope/system prompt that is similar enough
-    and passes the key-term guard (not yet recorded in the ledger)."""
+    and passes the key-term guard (not yet recorded in the ledger). `vector`: the question's
+    embedding, when the caller already has it."""
     if not probe.query_text:
         return None
-    vectors = await asyncio.to_thread(embedder.embed, [probe.query_text])
-    vector = [float(x) for x in vectors[0]]
+    if vector is None:
+        vector = await embed_question(embedder, probe.query_text)
     async with engine.begin() as conn:
         # Filters are selective (one tenant, one scope): let HNSW keep scanning until it
         # finds enough rows that pass them.
@@ -192,6 +198,34 @@ async def find_semantic(
     return None
 
 
+async def store_semantic(engine: AsyncEngine, write: CacheWrite, vector: list[float]) -> None:
+    """Insert the answer under the question's vector, unless this very question is cached."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                """
+                INSERT INTO semantic_cache (tenant_id, model_scope, system_hash, query_text,
+                    embedding, response, model, cited_document_ids, expires_at)
+                SELECT :t, :scope, :sys, :q, :v, :r, :m, :cited, :exp
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM semantic_cache WHERE tenant_id = :t AND model_scope = :scope
+                      AND system_hash = :sys AND query_text = :q AND expires_at > now())
+                """
+            ),
+            {
+                "t": uuid.UUID(write.context.tenant_id),
+                "scope": write.model_scope,
+                "sys": system_hash(write.system),
+                "q": write.query_text,
+                "v": str(vector),
+                "r": write.text,
+                "m": write.model,
+                "cited": write.cited_document_ids,
+                "exp": datetime.now(UTC) + timedelta(seconds=write.ttl_seconds),
+            },
+        )
+
+
 class SemanticCacheActivities:
     """Runs on the gpu queue, next to the embedder it needs."""
 
@@ -200,8 +234,7 @@ class SemanticCacheActivities:
         self.embedder = embedder
 
     async def _embed(self, question: str) -> list[float]:
-        vectors = await asyncio.to_thread(self.embedder.embed, [question])
-        return [float(x) for x in vectors[0]]
+        return await embed_question(self.embedder, question)
 
     @activity.defn(name="semantic_cache_lookup")
     async def semantic_cache_lookup(self, probe: CacheProbe) -> CacheHit | None:
@@ -216,28 +249,4 @@ class SemanticCacheActivities:
         """Remember this answer for similar future requests (idempotent per request)."""
         if not write.semantic or not write.query_text:
             return
-        vector = await self._embed(write.query_text)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    """
-                    INSERT INTO semantic_cache (tenant_id, model_scope, system_hash, query_text,
-                        embedding, response, model, cited_document_ids, expires_at)
-                    SELECT :t, :scope, :sys, :q, :v, :r, :m, :cited, :exp
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM semantic_cache WHERE tenant_id = :t AND model_scope = :scope
-                          AND system_hash = :sys AND query_text = :q AND expires_at > now())
-                    """
-                ),
-                {
-                    "t": uuid.UUID(write.context.tenant_id),
-                    "scope": write.model_scope,
-                    "sys": system_hash(write.system),
-                    "q": write.query_text,
-                    "v": str(vector),
-                    "r": write.text,
-                    "m": write.model,
-                    "cited": write.cited_document_ids,
-                    "exp": datetime.now(UTC) + timedelta(seconds=write.ttl_seconds),
-                },
-            )
+        await store_semantic(self.engine, write, await self._embed(write.query_text))

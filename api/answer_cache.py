@@ -46,7 +46,7 @@ def hit_id() -> str:
 
 
 @lru_cache(maxsize=2)
-def _embedder(kind: str) -> Embedder:
+def embedder_for(kind: str) -> Embedder:
     return make_embedder(kind)
 
 
@@ -79,7 +79,7 @@ async def serve_hit(
                 query_text=normalise(request.question),
                 threshold=request.gateway.semantic_threshold,
             )
-            found = await find_semantic(clients.engine, _embedder(embedder_kind), probe)
+            found = await find_semantic(clients.engine, embedder_for(embedder_kind), probe)
             if found is None:
                 return None
             hit = found

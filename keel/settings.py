@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     exact_cache: bool = True
     exact_cache_ttl_seconds: int = 86_400
     provider_timeout_seconds: float = 60.0
+    # Serve a model call's happy path (a cache hit, or one successful attempt) in the API
+    # process, and run a durable `ModelCallWorkflow` only for the rest (api/direct_call.py).
+    direct_model_calls: bool = True
 
     # Embeddings: "onnx" (all-MiniLM-L6-v2 int8, CPU/CUDA via onnxruntime, the offline
     # default), "sentence-transformers" (torch; CUDA when present) or "openai" (hosted).

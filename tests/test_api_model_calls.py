@@ -34,8 +34,11 @@ async def test_model_call_answers_and_costs_aggregate_it(
     again = await api.post("/v1/model-calls", json=QUESTION, headers=caller.headers)
     assert again.json()["result"]["cache_layer"] == "exact"
 
+    # One successful attempt is served by the API itself; its detail comes from the ledger.
+    assert body["id"].startswith("model-call-direct-")
     run = await api.get(f"/v1/runs/{body['id']}", headers=caller.headers)
     assert run.json()["status"] == "completed"
+    assert run.json()["kind"] == "served-by-api"
     assert run.json()["feature"] == "summaries"
 
     report = (await api.get("/v1/costs", headers=caller.headers)).json()

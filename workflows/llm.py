@@ -78,7 +78,8 @@ def _error_type(exc: ActivityError) -> tuple[str, str]:
     return type(cause).__name__ if cause else "ActivityError", str(cause or exc)
 
 
-def _prompt_tokens(call: ModelCall) -> int:
+def prompt_tokens(call: ModelCall) -> int:
+    """The estimated input tokens of a call (system prompt and messages)."""
     return estimate_tokens(call.system) + sum(estimate_tokens(m.content) for m in call.messages)
 
 
@@ -149,7 +150,7 @@ async def call_model(
             ), budget
 
     attempts: list[AttemptRecord] = []
-    prompt_tokens = _prompt_tokens(call)
+    asked_tokens = prompt_tokens(call)
     for model in models:
         provider = provider_for(model)
         if provider not in config.providers or model not in config.prices:
@@ -163,9 +164,9 @@ async def call_model(
                 )
             )
             continue
-        estimated_usd = estimate_cost(model, prompt_tokens, call.max_tokens, config.prices)
+        estimated_usd = estimate_cost(model, asked_tokens, call.max_tokens, config.prices)
         verdict = check_before_call(
-            budget, context.run_budget, prompt_tokens + call.max_tokens, estimated_usd
+            budget, context.run_budget, asked_tokens + call.max_tokens, estimated_usd
         )
         if not verdict.allowed:
             attempts.append(

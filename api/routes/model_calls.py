@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from activities.providers import Provider, build_providers
 from api import launch
 from api.deps import ClientsDep, SettingsDep
+from api.direct_call import serve_direct
 from api.errors import ApiError, ErrorResponse
 from api.ratelimit import enforce_token_limits
 from keel.auth import Principal
@@ -38,18 +40,32 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def providers_of(request: Request, config: SettingsDep) -> dict[str, Provider]:
+    """The API process's own provider clients (for direct calls), built on first use."""
+    providers: dict[str, Provider] | None = getattr(request.app.state, "providers", None)
+    if providers is None:
+        providers = build_providers(config, timeout=config.provider_timeout_seconds)
+        request.app.state.providers = providers
+    return providers
+
+
 @router.post(
     "",
     response_model=ModelCallAnswer,
     responses={**ERRORS, 202: {"model": launch.RunStarted}},
 )
 async def create_model_call(
+    request: Request,
     body: ModelCallBody,
     principal: Annotated[Principal, Depends(enforce_token_limits)],
     clients: ClientsDep,
     config: SettingsDep,
 ) -> Any:
-    """Answer through caches, routing, budgets, breakers and fallback; 202 + run id if slow."""
+    """Answer through caches, routing, budgets, breakers and fallback; 202 + run id if slow.
+
+    The happy path (a cache hit, or one successful attempt at the first routed model) is
+    served here; anything else runs as a durable `ModelCallWorkflow` (see `api.direct_call`).
+    """
     if body.call.model and body.call.model not in config.prices:
         raise ApiError(
             422,
@@ -58,18 +74,29 @@ async def create_model_call(
             "or leave `model` empty to route by complexity",
             details={"field": "call.model", "known": sorted(config.prices)},
         )
-    request = ModelCallRequest(
+    call = ModelCallRequest(
         call=body.call,
         context=call_context(principal, body.feature, body.budget),
         config=gateway_config(config),
     )
+    if config.direct_model_calls:
+        served = await serve_direct(
+            clients,
+            config,
+            providers_of(request, config),
+            call,
+            wait_seconds=body.wait_seconds,
+        )
+        if served is not None:
+            answer = ModelCallAnswer(id=served.id, result=served.result)
+            return answer
     wid, result = await launch.start(
         clients,
         config,
         principal,
         feature=body.feature,
         workflow="ModelCallWorkflow",
-        arg=request,
+        arg=call,
         wait_seconds=body.wait_seconds,
         result_type=ModelCallResult,
     )

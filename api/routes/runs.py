@@ -6,11 +6,13 @@ answers 404, exactly like a run that does not exist.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import ValidationError
+from sqlalchemy import text
 from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionDescription,
@@ -134,7 +136,16 @@ async def list_runs(
 async def get_run(
     run_id: RunId, principal: PrincipalDep, clients: ClientsDep, config: SettingsDep
 ) -> RunDetail:
-    """Status, progress (while running), result or error, cost, and the Temporal UI link."""
+    """Status, progress (while running), result or error, cost, and the Temporal UI link.
+
+    A call the API answered itself (`model-call-direct-…`, `rag-hit-…`) has no workflow: its
+    detail comes from its ledger rows (kind `served-by-api`, no result kept, no UI link).
+    """
+    if run_id.startswith(SERVED_BY_API):
+        served = await served_by_api(clients, principal.tenant_id, run_id)
+        if served is None:
+            raise not_found("run", run_id)
+        return served
     handle, description = await owned_run(clients, principal.tenant, run_id)
     detail = RunDetail(**summarize(description, config).model_dump())
     if detail.status == "running":
@@ -147,6 +158,37 @@ async def get_run(
         except WorkflowFailureError as exc:
             detail.error = _failure_body(exc)
     return detail
+
+
+SERVED_BY_API = ("model-call-direct-", "rag-hit-")
+
+
+async def served_by_api(clients: Clients, tenant_id: uuid.UUID, run_id: str) -> RunDetail | None:
+    """The detail of a call the API served without a workflow, from its ledger rows."""
+    async with clients.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT min(feature), min(created_at), max(created_at), "
+                    "coalesce(sum(cost_usd), 0), count(*) FROM llm_calls "
+                    "WHERE tenant_id = :t AND workflow_id = :w"
+                ),
+                {"t": tenant_id, "w": run_id},
+            )
+        ).one()
+    if not row[4]:
+        return None
+    return RunDetail(
+        id=run_id,
+        run_id="",
+        kind="served-by-api",
+        feature=row[0] or "",
+        status="completed",
+        started_at=row[1],
+        closed_at=row[2],
+        cost_usd=float(row[3]),
+        ui_url="",
+    )
 
 
 async def _progress(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:

@@ -15,19 +15,21 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 from sqlalchemy import text
 from temporalio.testing import ActivityEnvironment
 
 from activities.gateway import GatewayActivities
 from activities.semantic_cache import SemanticCacheActivities, same_meaning_guard
-from keel.auth import ensure_tenant
+from keel.auth import create_key, ensure_tenant
 from keel.clients import Clients
 from keel.contracts.gateway import CacheProbe, CacheWrite, CallContext, ModelCall, ModelCallRequest
 from keel.contracts.llm import ChatMessage
 from keel.runs import gateway_config
 from tests.bench.common import Entry, bench_stack, median_ms
 from tests.support.provider_harness import ProviderHarness
+from tests.support.worker_process import api_process
 from worker import build_worker, shared_embedder
 
 REPEAT = 200
@@ -65,6 +67,50 @@ def wrong_hit_rates(threshold: float = 0.95) -> dict[str, float]:
         )
         out[f"{label}: wrong answers among hits %"] = round(100 * sum(near) / max(1, sum(hits)), 1)
     return out
+
+
+async def _through_http(
+    clients: Clients, settings: Any, question: str
+) -> tuple[list[float], list[float], list[float]]:
+    """`POST /v1/model-calls` over real HTTP to the API in its own process: caches off, then
+    a new question each time (a real miss: exact GET, semantic lookup, spend, breaker,
+    attempt, ledger, stores); and `GET /healthz` beside them."""
+    key = await create_key(clients.engine, "bench")
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def body(content: str, cache: bool) -> dict[str, Any]:
+        return {
+            "call": {
+                "messages": [{"role": "user", "content": content}],
+                "model": "claude-haiku-4-5",
+                "max_tokens": 32,
+                "cache": cache,
+            },
+            "feature": "bench",
+        }
+
+    extra = {
+        "KEEL_ANTHROPIC_API_KEY": settings.anthropic_api_key.get_secret_value(),
+        "KEEL_ANTHROPIC_BASE_URL": settings.anthropic_base_url,
+    }
+    log = settings.data_dir / "api.log"
+    with api_process(settings, log, extra) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            for _ in range(5):  # warm connections, the embedder, the SDK client
+                await http.post("/v1/model-calls", json=body(question, True), headers=headers)
+            off = await _loop(
+                lambda: http.post("/v1/model-calls", json=body(question, False), headers=headers),
+                REPEAT // 2,
+            )
+
+            async def miss() -> None:
+                asked = f"{question} Reference {uuid.uuid4().hex[:8]}."
+                answer = await http.post("/v1/model-calls", json=body(asked, True), headers=headers)
+                assert answer.json()["result"]["cache_layer"] == "none", answer.text
+
+            fresh = await _loop(miss, REPEAT // 2)
+            health = await _loop(lambda: http.get("/healthz"), REPEAT // 2)
+    return off, fresh, health
 
 
 async def run() -> Entry:
@@ -161,6 +207,7 @@ async def run() -> Entry:
                 hit = await _loop(lambda: workflow_call(call), 20)
                 uncached = call.model_copy(update={"cache": False})
                 miss = await _loop(lambda: workflow_call(uncached), 20)
+                api_miss, api_fresh, health = await _through_http(clients, settings, question)
 
             from anthropic import AsyncAnthropic
 
@@ -182,6 +229,20 @@ async def run() -> Entry:
             entry.ratios["gateway workflow call / bare SDK call"] = median_ms(miss) / median_ms(
                 bare_sdk
             )
+            entry.measurements["POST /v1/model-calls, cache off, ms (median)"] = median_ms(api_miss)
+            entry.measurements["POST /v1/model-calls, new question (cache miss), ms (median)"] = (
+                median_ms(api_fresh)
+            )
+            entry.measurements["GET /healthz on the same server ms (median)"] = median_ms(health)
+            entry.measurements["Keel overhead over the bare SDK call, cache off, ms (p50)"] = (
+                median_ms(api_miss) - median_ms(bare_sdk)
+            )
+            entry.measurements["Keel overhead over the bare SDK call, cache miss, ms (p50)"] = (
+                median_ms(api_fresh) - median_ms(bare_sdk)
+            )
+            entry.ratios["POST /v1/model-calls (cache off) / bare SDK call"] = median_ms(
+                api_miss
+            ) / median_ms(bare_sdk)
             entry.ratios["workflow exact hit / workflow provider call"] = median_ms(
                 hit
             ) / median_ms(miss)

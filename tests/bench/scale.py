@@ -33,7 +33,7 @@ from activities.rag import bm25
 from activities.rag.search import keyword_search, vector_search
 from keel.auth import create_key, ensure_tenant
 from keel.clients import Clients
-from keel.contracts.rag import RagFilters
+from keel.contracts.rag import RagConfig, RagFilters
 from tests.bench.common import Entry, bench_stack
 from tests.conftest import serve_api
 from tests.support import scale_corpus
@@ -120,7 +120,12 @@ async def _search(
         ):
             started = time.perf_counter()
             found = await vector_search(
-                clients.engine, tenant_id=tenant_id, vector=vector, filters=filters, k=10
+                clients.engine,
+                tenant_id=tenant_id,
+                vector=vector,
+                filters=filters,
+                k=10,
+                ef_search=RagConfig().ef_search,  # what a query uses
             )
             samples.append(time.perf_counter() - started)
             if i < RECALL_QUESTIONS:

@@ -7,11 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Literal
 
+import httpx
 import psutil
 
+from keel.devstack import free_port
 from keel.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,3 +90,45 @@ class WorkerProcess:
                 self.kill()
         if self._out is not None:
             self._out.close()
+
+
+@contextmanager
+def api_process(
+    settings: Settings, log: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """The API in its own process, as `keel up` runs it (uvicorn, its own clients); yields its
+    base URL. A client in the same process as the server would share its GIL and event loop."""
+    port = free_port()
+    env = {**worker_env(settings), "KEEL_PORTS__API": str(port), **(extra_env or {})}
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:build",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
