@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 
 class ErrorBody(BaseModel):
@@ -66,6 +68,46 @@ STATUS_TYPES = {
     422: "InvalidInput",
     429: "RateLimited",
 }
+
+
+# The HTTP status of a run that failed with one of Keel's error types (activities/errors.py).
+FAILURE_STATUS = {
+    "InvalidInput": 422,
+    "NotFound": 404,
+    "UnsupportedFormat": 415,
+    "TooLarge": 413,
+    "BudgetExhausted": 402,
+    "RateLimited": 429,
+    "SafetyBlocked": 422,
+    "ProviderRejected": 502,
+    "ProviderRateLimited": 503,
+    "ProviderOverloaded": 503,
+    "ProviderUnavailable": 502,
+    "ProviderBadResponse": 502,
+    "ProviderTimeout": 504,
+    "DependencyDown": 503,
+}
+
+
+def failure_body(exc: BaseException) -> dict[str, str]:
+    """The innermost cause of a workflow or activity failure, as `{"type", "message"}`."""
+    cause: BaseException = exc.cause if isinstance(exc, WorkflowFailureError) else exc
+    while isinstance(cause, FailureError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+    message = cause.message if isinstance(cause, FailureError) else str(cause)
+    return {"type": kind or "Failure", "message": message}
+
+
+def run_failed(exc: BaseException, run_id: str) -> ApiError:
+    """A run that failed while the caller waited: its own typed error, with the run's id."""
+    failure = failure_body(exc)
+    return ApiError(
+        FAILURE_STATUS.get(failure["type"], 500),
+        failure["type"],
+        failure["message"],
+        details={"id": run_id, "result_url": f"/v1/runs/{run_id}"},
+    )
 
 
 def install(app: FastAPI) -> None:

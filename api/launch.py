@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowFailureError
 
+from api.errors import run_failed
 from keel.auth import Principal
 from keel.clients import Clients
 from keel.runs import ui_url
@@ -41,7 +42,12 @@ async def start(
     result_type: type[Any] | None = None,
 ) -> tuple[str, Any | None]:
     """Start `workflow` for the principal's tenant; return its id and, if it finished within
-    `wait_seconds`, its result (else None)."""
+    `wait_seconds`, its result (else None).
+
+    Raises:
+        ApiError: the run failed within the wait; its own error type and message, the HTTP
+            status its type calls for (`api.errors.FAILURE_STATUS`), and the run's id.
+    """
     wid = run_id(feature)
     handle = await clients.temporal.start_workflow(
         workflow,
@@ -57,8 +63,8 @@ async def start(
         return wid, await asyncio.wait_for(asyncio.shield(handle.result()), wait_seconds)
     except TimeoutError:
         return wid, None
-    except WorkflowFailureError:
-        return wid, None
+    except WorkflowFailureError as exc:
+        raise run_failed(exc, wid) from exc
 
 
 def started(config: Settings, wid: str) -> RunStarted:

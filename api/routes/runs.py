@@ -24,11 +24,11 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientsDep, PrincipalDep, SettingsDep
-from api.errors import ApiError, ErrorResponse, not_found
+from api.errors import ApiError, ErrorResponse, failure_body, not_found
 from keel.clients import Clients
 from keel.contracts.agents import DECISION_INPUTS, ESCALATION_WORKFLOWS
 from keel.contracts.runs import (
@@ -101,15 +101,6 @@ async def owned_run(
     return handle, description
 
 
-def _failure_body(exc: BaseException) -> dict[str, Any]:
-    cause: BaseException = exc
-    while isinstance(cause, FailureError) and cause.__cause__ is not None:
-        cause = cause.__cause__
-    kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
-    message = cause.message if isinstance(cause, FailureError) else str(cause)
-    return {"type": kind or "Failure", "message": message}
-
-
 @router.get("", response_model=RunList, responses=ERRORS)
 async def list_runs(
     principal: PrincipalDep,
@@ -156,7 +147,7 @@ async def get_run(
         try:
             await handle.result(follow_runs=False)
         except WorkflowFailureError as exc:
-            detail.error = _failure_body(exc)
+            detail.error = failure_body(exc)
     return detail
 
 
@@ -256,7 +247,7 @@ async def _decide(
     try:
         await handle.execute_update(name, decision, rpc_timeout=UPDATE_TIMEOUT)
     except WorkflowUpdateFailedError as exc:
-        body = _failure_body(exc.cause)
+        body = failure_body(exc.cause)
         raise ApiError(409, body["type"], body["message"], details={"id": run_id}) from exc
     except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
         if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
