@@ -4,6 +4,7 @@ harness answering with scripted replies per role, through the real Anthropic SDK
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -365,10 +366,19 @@ async def test_rag_tool_runs_the_rag_workflow_as_a_child(
         critic=[verdict(True)],
     )
     tenant_id = await ensure_tenant(clients.engine, tenant)
-    wid, result = await _run(clients, gw_settings, agent_request(gw_settings, tenant, tenant_id))
+    # The deployment's RAG settings reach the child, as they reach the API's queries.
+    deployment = gw_settings.model_copy(
+        update={"rag": gw_settings.rag.model_copy(update={"top_k": 3, "ef_search": 123})}
+    )
+    wid, result = await _run(clients, gw_settings, agent_request(deployment, tenant, tenant_id))
     assert result.status == "accepted" and result.tool_calls == 1
-    child = await clients.temporal.get_workflow_handle(f"{wid}-rag-1").describe()
+    handle = clients.temporal.get_workflow_handle(f"{wid}-rag-1")
+    child = await handle.describe()
     assert child.workflow_type == "RagQueryWorkflow"
+    started = [e async for e in handle.fetch_history_events()][0]
+    payload = started.workflow_execution_started_event_attributes.input.payloads[0]
+    sent = json.loads(payload.data)
+    assert sent["rag"]["top_k"] == 3 and sent["rag"]["ef_search"] == 123
     rows = await transcript(clients, wid)
     rag = [r for r in rows if r["kind"] == "tool" and r["data"].get("args")]
     assert rag and rag[0]["data"]["args"] == {"question": "What is the refund window?"}

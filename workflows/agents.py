@@ -56,7 +56,6 @@ with workflow.unsafe.imports_passed_through():
         LoopState,
         PlanStep,
         RagChildAnswer,
-        RagChildRequest,
         RagSearchArgs,
         RejectInput,
         RoleSpec,
@@ -73,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts.gateway import ModelCall, ModelCallResult
     from keel.contracts.guards import RunBudget
     from keel.contracts.llm import ChatMessage
+    from keel.contracts.rag import RagQueryRequest
     from workflows.common import publish_status, run_attributes
     from workflows.guards.agent_loop import (
         bound_reached,
@@ -488,10 +488,11 @@ class AgentTeamWorkflow:
         try:
             answer: RagChildAnswer = await workflow.execute_child_workflow(
                 "RagQueryWorkflow",
-                RagChildRequest(
+                RagQueryRequest(
                     question=args.question,
                     context=request.context.model_copy(update={"run_budget": remaining}),
                     gateway=request.gateway,
+                    rag=request.rag,  # the deployment's settings, as the API's queries get
                 ),
                 id=f"{info.workflow_id}-rag-{state.tool_calls}",
                 task_queue=request.tools.rag_task_queue or info.task_queue,

@@ -112,6 +112,7 @@ def agent_request(body: AgentRunBody, config: Settings, principal: Principal) ->
         team=team,
         context=call_context(principal, body.feature, body.budget),
         gateway=gateway_config(config),
+        rag=config.rag,
         tools=ToolConfig(
             http_allow_hosts=list(config.agents.http_allow_hosts),
             http_timeout_seconds=config.agents.http_timeout_seconds,

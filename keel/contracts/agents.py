@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from keel.contracts.gateway import CallContext, GatewayConfig
 from keel.contracts.guards import BudgetState, Tier
 from keel.contracts.llm import ChatMessage, Usage
+from keel.contracts.rag import RagConfig
 
 RoleKind = Literal["planner", "specialist", "critic", "extractor"]
 ToolName = Literal["rag_search", "calculator", "sql_metadata", "http_get", "request_human_input"]
@@ -222,18 +223,6 @@ class ToolOutput(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class RagChildRequest(BaseModel):
-    """Input of the `RagQueryWorkflow` child: the subset of its request the tool fills in.
-
-    Sent by workflow name, so this module never imports the RAG contracts; the child's own
-    model fills every other field with its defaults.
-    """
-
-    question: str
-    context: CallContext
-    gateway: GatewayConfig
-
-
 class RagChildCitation(BaseModel):
     source: int = 0
     document_id: str = ""
@@ -406,6 +395,10 @@ class AgentRunRequest(BaseModel):
     team: TeamSpec
     context: CallContext
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    rag: RagConfig = Field(
+        default_factory=RagConfig,
+        description="The deployment's RAG settings, for the `rag_search` tool's child runs.",
+    )
     tools: ToolConfig = Field(default_factory=ToolConfig)
     carry: LoopState | None = Field(default=None, description="Set by continue-as-new only.")
 

@@ -123,6 +123,7 @@ def agent_request(
             run_budget=budget or RunBudget(),
         ),
         gateway=gateway_config(settings),
+        rag=settings.rag,
         tools=tools or ToolConfig(),
     )
 
