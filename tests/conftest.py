@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -30,6 +31,7 @@ from keel.clients import Clients
 from keel.db import migrate
 from keel.devstack import DevStack, free_port
 from keel.settings import Ports, Settings
+from tests.support.provider_harness import ProviderHarness
 from worker import build_worker
 
 
@@ -126,6 +128,34 @@ async def running_workers(clients: Clients, settings: Settings) -> AsyncIterator
 @pytest.fixture
 async def workers(clients: Clients, settings: Settings) -> AsyncIterator[list[Worker]]:
     async with running_workers(clients, settings) as started:
+        yield started
+
+
+@pytest.fixture
+def harness() -> Iterator[ProviderHarness]:
+    """The local server that speaks Anthropic's and OpenAI's wire formats (faults on demand)."""
+    with ProviderHarness() as started:
+        started.reply_text = "Refunds of annual plans are possible within 30 days."
+        yield started
+
+
+@pytest.fixture
+def gw_settings(settings: Settings, harness: ProviderHarness) -> Settings:
+    """This test's settings with both SDK providers pointed at the harness."""
+    return settings.model_copy(
+        update={
+            "anthropic_api_key": SecretStr("test-anthropic"),
+            "anthropic_base_url": harness.anthropic_base_url,
+            "openai_api_key": SecretStr("test-openai"),
+            "openai_base_url": harness.openai_base_url,
+            "provider_timeout_seconds": 5.0,
+        }
+    )
+
+
+@pytest.fixture
+async def gw_workers(clients: Clients, gw_settings: Settings) -> AsyncIterator[list[Worker]]:
+    async with running_workers(clients, gw_settings) as started:
         yield started
 
 

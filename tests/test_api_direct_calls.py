@@ -7,11 +7,10 @@ provider harness.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import text
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
@@ -19,28 +18,8 @@ from temporalio.worker import Worker
 from api.main import create_app
 from keel.clients import Clients
 from keel.settings import Settings
-from tests.conftest import Caller, running_workers
+from tests.conftest import Caller
 from tests.support.provider_harness import ProviderHarness
-
-
-@pytest.fixture
-def harness() -> Iterator[ProviderHarness]:
-    with ProviderHarness() as started:
-        started.reply_text = "Refunds of annual plans are possible within 30 days."
-        yield started
-
-
-@pytest.fixture
-def gw_settings(settings: Settings, harness: ProviderHarness) -> Settings:
-    return settings.model_copy(
-        update={
-            "anthropic_api_key": SecretStr("test-anthropic"),
-            "anthropic_base_url": harness.anthropic_base_url,
-            "openai_api_key": SecretStr("test-openai"),
-            "openai_base_url": harness.openai_base_url,
-            "provider_timeout_seconds": 5.0,
-        }
-    )
 
 
 @pytest.fixture
@@ -51,12 +30,6 @@ async def gw_api(clients: Clients, gw_settings: Settings) -> AsyncIterator[httpx
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://k") as c,
     ):
         yield c
-
-
-@pytest.fixture
-async def gw_workers(clients: Clients, gw_settings: Settings) -> AsyncIterator[list[Worker]]:
-    async with running_workers(clients, gw_settings) as started:
-        yield started
 
 
 def _body(question: str, **call: object) -> dict[str, object]:

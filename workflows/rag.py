@@ -44,7 +44,14 @@ with workflow.unsafe.imports_passed_through():
         system_prompt,
         user_message,
     )
-    from keel.contracts.gateway import CacheHit, CacheProbe, CacheWrite, ModelCall
+    from keel.contracts.gateway import (
+        CacheHit,
+        CacheProbe,
+        CacheWrite,
+        GatewayConfig,
+        ModelCall,
+        ModelCallResult,
+    )
     from keel.contracts.guards import BudgetState
     from keel.contracts.llm import ChatMessage, Usage
     from keel.contracts.rag import (
@@ -103,6 +110,11 @@ class RagQueryWorkflow:
         self._stage = "starting"
         self._timings: dict[str, float] = {}
         self._notes: list[str] = []
+        # What this run's model calls have spent, all of them (expansion, answer, retry):
+        # the run's budget caps the run, not each call, and its answer reports the total.
+        self._budget = BudgetState()
+        self._usage = Usage()
+        self._carry_budget = False
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
@@ -114,6 +126,8 @@ class RagQueryWorkflow:
         started = workflow.now()
         context = request.context
         rag = request.rag
+        # Runs recorded before the budget was carried across calls replay as they ran.
+        self._carry_budget = workflow.patched("rag-run-budget")
 
         self._stage = "input_safety"
         verdict = await self._local(
@@ -355,7 +369,7 @@ class RagQueryWorkflow:
         gateway = request.gateway
         if rag.answer_cache and rag.semantic_answer_cache:
             gateway = gateway.model_copy(update={"semantic_cache": False})
-        result, budget = await call_model(call, request.context, gateway, BudgetState())
+        result = await self._call(call, request, gateway)
         self._timings["generation"] = _ms(workflow.now() - before)
         if not result.ok:
             return base.model_copy(
@@ -363,9 +377,13 @@ class RagQueryWorkflow:
                     "answer": f"No answer: {result.detail or result.stop_reason}",
                     "status": "failed",
                     "grounded": False,
+                    "usage": self._usage,  # what earlier calls of the run spent
+                    "cost_usd": self._budget.spent_usd,
                 }
             )
         usage, cost, text = result.usage, result.cost_usd, result.text
+        if self._carry_budget:  # the run's total: expansion's calls included
+            usage, cost = self._usage, self._budget.spent_usd
 
         self._stage = "output_safety"
         check = TextCheck(
@@ -380,12 +398,10 @@ class RagQueryWorkflow:
         verdicts = [verdict]
         if verdict.remedy == "regenerate":
             # One more try with the cache bypassed (the cached answer is the ungrounded one).
-            retry, budget = await call_model(
-                call.model_copy(update={"cache": False}), request.context, gateway, budget
-            )
+            retry = await self._call(call.model_copy(update={"cache": False}), request, gateway)
             if retry.ok:
-                usage = _add(usage, retry.usage)
-                cost += retry.cost_usd
+                usage = self._usage if self._carry_budget else _add(usage, retry.usage)
+                cost = self._budget.spent_usd if self._carry_budget else cost + retry.cost_usd
                 text = retry.text
                 verdict = await self._local(
                     "safety_check_output", check.model_copy(update={"text": text}), SafetyVerdict
@@ -438,7 +454,7 @@ class RagQueryWorkflow:
             return base
         self._stage = "generation"
         before = workflow.now()
-        result, _ = await call_model(
+        result = await self._call(
             ModelCall(
                 system=UNGROUNDED_RULES,
                 messages=[ChatMessage(role="user", content=question)],
@@ -447,9 +463,8 @@ class RagQueryWorkflow:
                 max_tokens=request.rag.answer_max_tokens,
                 cache=False,
             ),
-            request.context,
+            request,
             request.gateway,
-            BudgetState(),
         )
         self._timings["generation"] = _ms(workflow.now() - before)
         if not result.ok:
@@ -461,14 +476,25 @@ class RagQueryWorkflow:
                 "notes": [*self._notes, "answered from the model alone: not grounded"],
                 "model": result.model,
                 "provider": result.provider,
-                "usage": result.usage,
-                "cost_usd": result.cost_usd,
+                "usage": self._usage if self._carry_budget else result.usage,
+                "cost_usd": self._budget.spent_usd if self._carry_budget else result.cost_usd,
             }
         )
 
+    async def _call(
+        self, call: ModelCall, request: RagQueryRequest, gateway: GatewayConfig
+    ) -> ModelCallResult:
+        """One model call of this run, against what the run has spent so far."""
+        budget = self._budget if self._carry_budget else BudgetState()
+        result, after = await call_model(call, request.context, gateway, budget)
+        if self._carry_budget:
+            self._budget = after
+            self._usage = _add(self._usage, result.usage)
+        return result
+
     async def _expand(self, request: RagQueryRequest, text: str) -> list[str]:
         """Extra search terms from the cheap tier; a failure only skips the expansion."""
-        result, _ = await call_model(
+        result = await self._call(
             ModelCall(
                 system="Rewrite the question as up to three short search queries, one per "
                 "line, using other words for its key terms. Output only the queries.",
@@ -476,9 +502,8 @@ class RagQueryWorkflow:
                 tier="cheap",
                 max_tokens=64,
             ),
-            request.context,
+            request,
             request.gateway,
-            BudgetState(),
         )
         if not result.ok:
             return []
