@@ -44,7 +44,7 @@ from activities.providers.local import LocalExtractiveProvider
 from activities.rag.context import assemble_context
 from activities.rag.prompt import cited_numbers, system_prompt, user_message
 from activities.rag.query import process_query
-from activities.rag.rerank import rescore
+from activities.rag.rerank import CrossEncoders, rerank_hits, shared_cross_encoders
 from activities.rag.search import fuse, keyword_search, vector_search
 from keel.contracts.llm import ChatMessage, LlmRequest
 from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters
@@ -183,6 +183,7 @@ async def _rank(
     vector: Any,
     filters: RagFilters,
     rag: RagConfig,
+    cross_encoders: CrossEncoders,
 ) -> _Ranked:
     """Stages 2-4 for one question, every mode's ranking kept."""
     ms: dict[str, float] = {}
@@ -221,18 +222,19 @@ async def _rank(
     ms["hybrid"] = ms["vector"] + ms["keyword"]
     candidates = fused[: rag.rerank_candidates]
     started = time.perf_counter()
-    if rag.reranker == "rescore":
-        reranked = await rescore(
-            engine,
-            tenant_id=tenant_id,
-            question=question,
-            vector=vector,
-            hits=candidates,
-            embedder=embedder,
-            sentence_candidates=rag.rescore_sentence_candidates,
-        )
-    else:
-        reranked = candidates
+    # The pipeline's own stage 4 (a cross-encoder that cannot load fails here, loudly).
+    reranked = await rerank_hits(
+        engine,
+        tenant_id=tenant_id,
+        question=question,
+        vector=vector,
+        hits=candidates,
+        reranker=rag.reranker,
+        model=rag.cross_encoder_model,
+        embedder=embedder,
+        cross_encoders=cross_encoders,
+        sentence_candidates=rag.rescore_sentence_candidates,
+    )
     ms["hybrid+rerank"] = ms["hybrid"] + (time.perf_counter() - started) * 1000
     return _Ranked(
         by_mode={
@@ -260,6 +262,7 @@ async def evaluate(
     today: date | None = None,
     cache: EmbeddingCache | None = None,
     progress: Callable[[str], Any] | None = None,
+    cross_encoders: CrossEncoders | None = None,
 ) -> EvalReport:
     """Seed `passages` for the tenant and score `questions` in every retrieval mode.
 
@@ -267,6 +270,7 @@ async def evaluate(
         The report; `per_question` holds each question's top 10 per mode and its answer.
     """
     rag = rag or RagConfig()
+    encoders = cross_encoders or shared_cross_encoders()
     say = progress or (lambda _: None)
     started = time.perf_counter()
     say(f"seeding {len(passages)} passages ...")
@@ -314,6 +318,7 @@ async def evaluate(
             vector,
             query.filters,
             rag,
+            encoders,
         )
         gold = question.gold_passage_ids
         record: dict[str, Any] = {

@@ -10,6 +10,7 @@ ranking then run exactly as they would with ms-marco-MiniLM-L-6-v2's ONNX export
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,10 @@ from activities.rag.rerank import (
 )
 from keel.auth import ensure_tenant
 from keel.clients import Clients
-from keel.contracts.rag import Hit, RerankInput
+from keel.contracts.rag import Hit, RagConfig, RerankInput
+from keel.evaluation import Passage as EvalPassage
+from keel.evaluation import Question
+from keel.rag_eval import evaluate
 from tests.support.rag_corpus import seed
 from worker import shared_embedder
 
@@ -161,3 +165,74 @@ async def test_a_missing_model_is_a_retryable_dependency_failure(
         )
     assert failed.value.type == "DependencyDown"
     assert not failed.value.non_retryable
+
+
+def _passage(pid: str, title: str, body: str) -> EvalPassage:
+    return EvalPassage(
+        doc_id=pid,
+        passage_id=pid,
+        source=f"handbook/{pid}.md",
+        title=title,
+        date=date(2024, 1, 1),
+        department="HR",
+        doc_type="policy",
+        text=body,
+        licence="CC0",
+        origin="written for this test",
+    )
+
+
+async def test_keel_eval_reranks_with_the_configured_cross_encoder(
+    clients: Clients, tenant: str, tmp_path: Path
+) -> None:
+    """`keel eval`'s "hybrid + rerank" row is the pipeline's stage 4, not a copy of it: with
+    the cross-encoder configured it is the cross-encoder's order (this one ranks the
+    parental-leave passage first for every question), and a model that cannot load fails
+    the evaluation instead of reporting hybrid order under the cross-encoder's name."""
+    model = build_tiny_cross_encoder(tmp_path / "tiny")
+    tenant_id = await ensure_tenant(clients.engine, tenant)
+    passages = [
+        _passage("p-leave", "Parental leave", "Parental leave is 16 weeks, paid in full."),
+        _passage("p-vacation", "Vacation days", "Employees get 25 vacation days a year."),
+        _passage("p-vpn", "VPN access", "The VPN is required for remote database access."),
+    ]
+    questions = [
+        Question(
+            qid="q-vacation",
+            question="How many vacation days do employees get?",
+            gold_passage_ids=["p-vacation"],
+            answer="25",
+            kind="direct",
+        )
+    ]
+    embedder = shared_embedder("onnx")
+    rag = RagConfig(reranker="cross-encoder", cross_encoder_model=str(model))
+
+    report = await evaluate(
+        clients.engine,
+        embedder,
+        tenant_id=tenant_id,
+        passages=passages,
+        questions=questions,
+        rag=rag,
+        answers=False,
+        cross_encoders=CrossEncoders(),
+    )
+
+    record = report.per_question[0]
+    assert record["hybrid"][0] == "p-vacation"
+    assert record["hybrid+rerank"][0] == "p-leave"
+    assert report.reranker == "cross-encoder"
+
+    missing = rag.model_copy(update={"cross_encoder_model": str(tmp_path / "no-such-model")})
+    with pytest.raises(ModelUnavailable):
+        await evaluate(
+            clients.engine,
+            embedder,
+            tenant_id=tenant_id,
+            passages=passages,
+            questions=questions,
+            rag=missing,
+            answers=False,
+            cross_encoders=CrossEncoders(),
+        )

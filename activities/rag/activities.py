@@ -21,7 +21,7 @@ from activities.embedding import Embedder
 from activities.errors import ErrorType, failure
 from activities.rag.context import assemble_context
 from activities.rag.query import process_query
-from activities.rag.rerank import CrossEncoders, ModelUnavailable, cross_encode, rescore
+from activities.rag.rerank import CrossEncoders, ModelUnavailable, rerank_hits
 from activities.rag.search import (
     decode_vector,
     elapsed_ms,
@@ -178,30 +178,21 @@ class RagModelActivities:
         started = time.perf_counter()
         tenant_id = uuid.UUID(request.tenant_id)
         with activity_context():
-            if request.reranker == "cross-encoder":
-                try:
-                    scorer = await asyncio.to_thread(self.cross_encoders.get, request.model)
-                except ModelUnavailable as exc:
-                    raise failure(ErrorType.DEPENDENCY_DOWN, str(exc)) from exc
-                ranked = await cross_encode(
-                    self.engine,
-                    scorer,
-                    tenant_id=tenant_id,
-                    question=request.question,
-                    hits=request.candidates,
-                )
-            elif request.reranker == "rescore":
-                ranked = await rescore(
+            try:
+                ranked = await rerank_hits(
                     self.engine,
                     tenant_id=tenant_id,
                     question=request.question,
                     vector=decode_vector(request.vector_b64) if request.vector_b64 else None,
                     hits=request.candidates,
+                    reranker=request.reranker,
+                    model=request.model,
                     embedder=self.embedder,
+                    cross_encoders=self.cross_encoders,
                     sentence_candidates=request.sentence_candidates,
                 )
-            else:
-                ranked = request.candidates
+            except ModelUnavailable as exc:
+                raise failure(ErrorType.DEPENDENCY_DOWN, str(exc)) from exc
         return RerankResult(
             hits=ranked[: request.top_k],
             reranker=request.reranker,

@@ -361,6 +361,40 @@ async def cross_encode(
     ]
 
 
+async def rerank_hits(
+    engine: AsyncEngine,
+    *,
+    tenant_id: uuid.UUID,
+    question: str,
+    vector: NDArray[np.float32] | None,
+    hits: list[Hit],
+    reranker: str,
+    model: str,
+    embedder: Embedder | None,
+    cross_encoders: CrossEncoders,
+    sentence_candidates: int = 10,
+) -> list[Hit]:
+    """Stage 4 as the pipeline runs it, for the activity and `keel eval` alike.
+
+    Raises:
+        ModelUnavailable: `reranker="cross-encoder"` and `model` cannot be loaded here.
+    """
+    if reranker == "cross-encoder":
+        scorer = await asyncio.to_thread(cross_encoders.get, model)
+        return await cross_encode(engine, scorer, tenant_id=tenant_id, question=question, hits=hits)
+    if reranker == "rescore":
+        return await rescore(
+            engine,
+            tenant_id=tenant_id,
+            question=question,
+            vector=vector,
+            hits=hits,
+            embedder=embedder,
+            sentence_candidates=sentence_candidates,
+        )
+    return hits
+
+
 @lru_cache(maxsize=1)
 def shared_cross_encoders() -> CrossEncoders:
     """The process's cross-encoders: every gpu worker in a process shares the loaded models."""
