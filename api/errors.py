@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, FailureError
 
+from api.strict import suggestion
+
 
 class ErrorBody(BaseModel):
     type: str
@@ -110,6 +112,14 @@ def run_failed(exc: BaseException, run_id: str) -> ApiError:
     )
 
 
+def _problem(error: dict[str, Any]) -> str:
+    """What is wrong with one field; an unknown field names its closest known one."""
+    if error.get("type") == "extra_forbidden" and error.get("loc"):
+        known = (error.get("ctx") or {}).get("known", "")
+        return suggestion(str(error["loc"][-1]), known) if known else "unknown field"
+    return str(error.get("msg", ""))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the common body."""
 
@@ -122,7 +132,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": _problem(e)}
             for e in exc.errors()
         ]
         fields = ", ".join(p["field"] for p in problems) or "request"

@@ -18,6 +18,7 @@ from api.deps import ClientsDep, PrincipalDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.ratelimit import enforce_token_limits
 from api.routes.runs import owned_run
+from api.strict import StrictBody
 from keel.auth import Principal
 from keel.contracts.agents import (
     AgentLimits,
@@ -46,7 +47,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class AgentRunBody(BaseModel):
+class AgentRunBody(StrictBody):
     """`POST /v1/agent-runs`."""
 
     task: str = Field(min_length=1, max_length=8000)
@@ -58,7 +59,7 @@ class AgentRunBody(BaseModel):
     feature: Feature = "agents"
 
 
-class DocumentJobBody(BaseModel):
+class DocumentJobBody(StrictBody):
     """`POST /v1/document-jobs`: run one role (default: the extractor) over each document."""
 
     role: str = "extractor"

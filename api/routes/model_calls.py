@@ -14,6 +14,7 @@ from api.deps import ClientsDep, SettingsDep
 from api.direct_call import serve_direct
 from api.errors import ApiError, ErrorResponse
 from api.ratelimit import enforce_token_limits
+from api.strict import StrictBody
 from keel.auth import Principal
 from keel.contracts.gateway import ModelCall, ModelCallRequest, ModelCallResult
 from keel.contracts.guards import RunBudget
@@ -22,7 +23,7 @@ from keel.runs import call_context, gateway_config
 router = APIRouter(prefix="/v1/model-calls", tags=["model calls"])
 
 
-class ModelCallBody(BaseModel):
+class ModelCallBody(StrictBody):
     call: ModelCall
     feature: str = Field(default="model-call", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
     budget: RunBudget = Field(default_factory=RunBudget)

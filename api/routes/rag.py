@@ -18,6 +18,7 @@ from api.answer_cache import serve_hit
 from api.deps import ClientsDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.ratelimit import enforce_token_limits
+from api.strict import StrictBody
 from keel.auth import Principal
 from keel.contracts.guards import RunBudget
 from keel.contracts.rag import RagAnswer, RagFilters, RagQueryRequest
@@ -26,7 +27,7 @@ from keel.runs import call_context, gateway_config
 router = APIRouter(prefix="/v1/rag", tags=["rag"])
 
 
-class RagQueryBody(BaseModel):
+class RagQueryBody(StrictBody):
     question: str = Field(min_length=1, max_length=4000, examples=["How many vacation days?"])
     filters: RagFilters = Field(
         default_factory=RagFilters,
