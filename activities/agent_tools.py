@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.calculator import CalculatorError, evaluate, format_number
+from activities.netguard import IpAddress, refusal, vet_host
 from keel.contracts.agents import (
     CalculatorArgs,
     HttpGetArgs,
@@ -80,6 +82,26 @@ def host_allowed(url: str, allowed: list[str]) -> bool:
         return False
     entries = {a.lower().rstrip("/") for a in allowed}
     return host in entries or (port is not None and f"{host}:{port}" in entries)
+
+
+def _private_ok(url: str, request: ToolRequest) -> bool:
+    return host_allowed(url, request.config.http_private_hosts)
+
+
+async def _vet(url: str, request: ToolRequest) -> str | None:
+    """Why the URL's host may not be fetched (see `activities.netguard`), or None."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return await vet_host(host, port, private_ok=_private_ok(url, request))
+
+
+def _peer(response: httpx.Response) -> IpAddress | None:
+    stream = response.extensions.get("network_stream")
+    address = stream.get_extra_info("server_addr") if stream is not None else None
+    if not address:
+        return None
+    return ipaddress.ip_address(str(address[0]).split("%", 1)[0])
 
 
 class AgentToolActivities:
@@ -147,7 +169,8 @@ class AgentToolActivities:
 
     @activity.defn(name="agent_tool_http_get")
     async def http_get(self, request: ToolRequest) -> ToolOutput:
-        """GET a URL whose host is on the allow-list; no redirects, bounded size and time.
+        """GET a URL whose host is on the allow-list and resolves to addresses it may reach
+        (`activities.netguard`); no redirects, bounded size and time.
 
         Heartbeats while the request is in flight, so a worker that dies mid-fetch is
         noticed within the heartbeat timeout and the fetch retried elsewhere.
@@ -161,6 +184,9 @@ class AgentToolActivities:
             return ToolOutput(
                 ok=False, text=f"http_get: host not allowed for {args.url} (allowed: {allowed})"
             )
+        refused = await _vet(args.url, request)
+        if refused is not None:
+            return ToolOutput(ok=False, text=f"http_get: refused {args.url}: {refused}")
         fetch = asyncio.create_task(self._fetch(args.url, request))
         try:
             while not fetch.done():
@@ -182,6 +208,16 @@ class AgentToolActivities:
                 ) as client,
                 client.stream("GET", url, headers={"accept": "text/*, application/json"}) as resp,
             ):
+                # The address actually connected to, checked again: a DNS answer that
+                # changed since `_vet` (rebinding) is caught before the body is read.
+                peer = _peer(resp)
+                if peer is not None:
+                    reason = refusal(peer, private_ok=_private_ok(url, request))
+                    if reason is not None:
+                        return ToolOutput(
+                            ok=False,
+                            text=f"http_get: refused {url}: connected to {peer} ({reason})",
+                        )
                 body = bytearray()
                 async for piece in resp.aiter_bytes():
                     body.extend(piece)

@@ -218,7 +218,13 @@ async def test_sql_metadata_tool_is_tenant_scoped_and_read_only(
 
 
 @pytest.fixture
-def web() -> Iterator[str]:
+def hits() -> list[str]:
+    """Paths the local web server was asked for."""
+    return []
+
+
+@pytest.fixture
+def web(hits: list[str]) -> Iterator[str]:
     """A local web server: `/page` answers text, `/redirect` redirects, others 404."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -226,6 +232,7 @@ def web() -> Iterator[str]:
             pass
 
         def do_GET(self) -> None:  # noqa: N802
+            hits.append(self.path)
             if self.path == "/page":
                 body = b"Refunds are possible within 30 days."
                 self.send_response(200)
@@ -254,7 +261,8 @@ def web() -> Iterator[str]:
 async def test_http_get_tool_fetches_only_allowed_hosts(clients: Clients, web: str) -> None:
     tools = AgentToolActivities(engine=clients.engine)
     env = ActivityEnvironment()
-    config = ToolConfig(http_allow_hosts=[web])
+    # The test server is on loopback: allowed only because it is marked private.
+    config = ToolConfig(http_allow_hosts=[web], http_private_hosts=[web])
 
     def call(url: str, cfg: ToolConfig = config) -> ToolRequest:
         return ToolRequest(
@@ -269,6 +277,54 @@ async def test_http_get_tool_fetches_only_allowed_hosts(clients: Clients, web: s
     assert not redirect.ok and "not followed" in redirect.text
     missing = await env.run(tools.http_get, call(f"http://{web}/nope"))
     assert not missing.ok and "404" in missing.text
+    public_only = await env.run(
+        tools.http_get, call(f"http://{web}/page", ToolConfig(http_allow_hosts=[web]))
+    )
+    assert not public_only.ok and "loopback or private network" in public_only.text
+
+
+# Each URL's host is put on the allow-list (the worst case: an operator's mistake or a model
+# that talked its way onto it); the tool must still refuse by the address it resolves to.
+SSRF_ATTEMPTS = [
+    ("http://localhost:{port}/page", "loopback or private network"),
+    ("http://127.0.0.1:{port}/page", "loopback or private network"),
+    ("http://127.1:{port}/page", "loopback or private network"),
+    ("http://2130706433:{port}/page", "loopback or private network"),
+    ("http://0x7f000001:{port}/page", "loopback or private network"),
+    ("http://0177.0.0.1:{port}/page", "loopback or private network"),
+    ("http://[::1]:{port}/page", "loopback or private network"),
+    ("http://[::ffff:127.0.0.1]:{port}/page", "loopback or private network"),
+    ("http://10.0.0.5/", "loopback or private network"),
+    ("http://192.168.1.1/", "loopback or private network"),
+    ("http://100.64.0.1/", "loopback or private network"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://[fe80::1]/", "link-local"),
+    ("http://[fd00:ec2::254]/latest/meta-data/", "link-local"),
+    ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata host"),
+    ("http://0.0.0.0:{port}/page", "not a unicast address"),
+    ("http://224.0.0.1/", "not a unicast address"),
+]
+
+
+@pytest.mark.parametrize(("template", "reason"), SSRF_ATTEMPTS)
+async def test_http_get_never_reaches_internal_addresses(
+    clients: Clients, web: str, hits: list[str], template: str, reason: str
+) -> None:
+    port = web.rsplit(":", 1)[1]
+    url = template.format(port=port)
+    host = url.split("//", 1)[1].split("/", 1)[0]
+    bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    tools = AgentToolActivities(engine=clients.engine)
+    config = ToolConfig(http_allow_hosts=[host, bare.strip("[]"), bare])
+    request = ToolRequest(
+        tenant="t", tenant_id=str(uuid.uuid4()), tool="http_get", args={"url": url}, config=config
+    )
+    before = len(hits)
+
+    out = await ActivityEnvironment().run(tools.http_get, request)
+
+    assert not out.ok and "refused" in out.text and reason in out.text, out.text
+    assert len(hits) == before  # the local server never saw a request
 
 
 async def test_calculator_tool_reports_errors_to_the_model(clients: Clients) -> None:

@@ -147,7 +147,9 @@ async def test_killed_worker_is_replaced_and_the_run_continues_without_repeating
             tenant,
             tenant_id,
             task="How long is the refund window?",
-            tools=ToolConfig(http_allow_hosts=[slow_page.address]),
+            tools=ToolConfig(
+                http_allow_hosts=[slow_page.address], http_private_hosts=[slow_page.address]
+            ),
         )
         env = _worker_env(settings, harness)
         first = _start_worker(env)

@@ -116,6 +116,7 @@ def agent_request(body: AgentRunBody, config: Settings, principal: Principal) ->
         rag=config.rag,
         tools=ToolConfig(
             http_allow_hosts=list(config.agents.http_allow_hosts),
+            http_private_hosts=list(config.agents.http_private_hosts),
             http_timeout_seconds=config.agents.http_timeout_seconds,
             rag_task_queue=config.agents.rag_task_queue,
         ),

@@ -133,6 +133,12 @@ class ToolConfig(BaseModel):
     http_allow_hosts: list[str] = Field(
         default_factory=list, description="`host` or `host:port`; nothing else is fetched."
     )
+    http_private_hosts: list[str] = Field(
+        default_factory=list,
+        description="Allowed hosts that may resolve to loopback/private addresses (an "
+        "intranet); every other host must resolve to public addresses only. Cloud metadata "
+        "(link-local) is never fetched.",
+    )
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     http_max_bytes: int = Field(default=65_536, gt=0)
     rag_task_queue: str = Field(default="", description="Empty: the run's own task queue.")
@@ -149,6 +155,7 @@ class AgentSettings(BaseModel):
 
     default_team: str = "research"
     http_allow_hosts: list[str] = Field(default_factory=list)
+    http_private_hosts: list[str] = Field(default_factory=list)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     rag_task_queue: str = ""
     escalation_timeout_seconds: float = Field(default=86_400.0, gt=0)
