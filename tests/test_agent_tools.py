@@ -339,3 +339,39 @@ async def test_calculator_tool_reports_errors_to_the_model(clients: Clients) -> 
     assert not wrong.ok and "division by zero" in wrong.text
     missing = await env.run(tools.calculator, request)
     assert not missing.ok and "expression" in missing.text
+
+
+SQL_ATTEMPTS = [
+    {"department": "HR' OR '1'='1"},
+    {"title_contains": "x%' OR tenant_id IS NOT NULL --"},
+    {"doc_type": "policy'; SELECT pg_advisory_lock(42); --"},
+    {"title_contains": "') OR pg_sleep(30) IS NULL --"},
+    {"department": "HR'; UPDATE documents SET title = 'owned'; --"},
+    {"title_contains": "'; COPY documents TO PROGRAM 'id'; --"},
+]
+
+
+@pytest.mark.parametrize("args", SQL_ATTEMPTS)
+async def test_sql_metadata_treats_hostile_arguments_as_data(
+    clients: Clients, tenant: str, args: dict[str, str]
+) -> None:
+    tenant_id = await ensure_tenant(clients.engine, tenant)
+    other_id = await ensure_tenant(clients.engine, f"{tenant}-other")
+    await _seed_documents(clients, tenant_id)
+    await _seed_documents(clients, other_id)
+    tools = AgentToolActivities(engine=clients.engine)
+    request = ToolRequest(tenant=tenant, tenant_id=str(tenant_id), tool="sql_metadata", args=args)
+
+    out = await ActivityEnvironment().run(tools.sql_metadata, request)
+
+    assert out.ok and out.data == {"count": 0}  # matched as text: nothing has that value
+    async with clients.engine.connect() as conn:
+        titles = (
+            await conn.execute(
+                text("SELECT count(*) FROM documents WHERE title = 'owned'"),
+            )
+        ).scalar_one()
+        locks = (
+            await conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
+        ).scalar_one()
+    assert titles == 0 and locks == 0
