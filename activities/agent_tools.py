@@ -24,6 +24,7 @@ from temporalio import activity
 
 from activities.calculator import CalculatorError, evaluate, format_number
 from activities.netguard import IpAddress, refusal, vet_host
+from activities.safety.neutralise import neutralise
 from keel.contracts.agents import (
     CalculatorArgs,
     HttpGetArgs,
@@ -238,8 +239,23 @@ class AgentToolActivities:
             )
         if status >= 400:
             return ToolOutput(ok=False, text=f"http_get: {url} answered HTTP {status}")
+        # Fetched text is untrusted data: instructions in it are cut out (or the page is
+        # withheld when nothing else is left), as for retrieved chunks.
+        screened = neutralise(content)
+        if screened.text is None:
+            return ToolOutput(
+                ok=False, text=f"http_get: {url} withheld: it carries instructions for the model"
+            )
+        shown = screened.text[: request.config.output_chars]
+        if screened.removed:
+            shown += f"\n[Keel removed {screened.removed} instruction(s) found in this page]"
         return ToolOutput(
             ok=True,
-            text=content[: request.config.output_chars],
-            data={"status": status, "bytes": len(body), "truncated": len(body) >= limit},
+            text=shown,
+            data={
+                "status": status,
+                "bytes": len(body),
+                "truncated": len(body) >= limit,
+                "instructions_removed": screened.removed,
+            },
         )

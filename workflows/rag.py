@@ -230,7 +230,7 @@ class RagQueryWorkflow:
             answer=NOT_ENOUGH_INFORMATION,
             status="not_enough_information",
             degraded=bool(self._notes),
-            notes=list(self._notes),
+            notes=list(self._notes) + _screening_notes(assembled),
             sources=assembled.sources,
             filters=processed.filters,
             reranker=reranker,
@@ -595,6 +595,19 @@ def _cause(exc: ActivityError) -> str:
     cause: BaseException = exc.cause or exc
     kind = getattr(cause, "type", None) if isinstance(cause, ApplicationError) else None
     return f"{kind or type(cause).__name__}: {cause}"[:200]
+
+
+def _screening_notes(assembled: AssembledContext) -> list[str]:
+    """What the injection screen did to the retrieved chunks (never a degradation)."""
+    notes = []
+    if assembled.neutralised:
+        notes.append(
+            f"instructions found in {len(assembled.neutralised)} retrieved chunk(s) were "
+            "removed; the rest of their text was used"
+        )
+    if assembled.quarantined:
+        notes.append(f"{len(assembled.quarantined)} retrieved chunk(s) withheld: instructions only")
+    return notes
 
 
 def _add(a: Usage, b: Usage) -> Usage:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from activities.providers.local import approx_tokens, format_sources
 from activities.rag.prompt import header
 from activities.safety import check_document
+from activities.safety.neutralise import neutralise
 from keel.contracts.rag import AssembledContext, Hit, SourceRef
 
 
@@ -100,8 +101,11 @@ def screening_rules() -> str:
     return digest.hexdigest()[:16]
 
 
-async def screened(engine: AsyncEngine, found: list[tuple[SourceRef, str]]) -> set[int]:
-    """Ids of the chunks in `found` that carry injected instructions.
+async def screened(
+    engine: AsyncEngine, found: list[tuple[SourceRef, str]]
+) -> dict[int, str | None]:
+    """For the chunks in `found` that carry injected instructions: the text to show instead
+    (instructions removed, `activities.safety.neutralise`), or None to withhold the chunk.
 
     Verdicts are stored per chunk under the rules' version: a chunk is checked once, however
     many questions retrieve it.
@@ -111,34 +115,39 @@ async def screened(engine: AsyncEngine, found: list[tuple[SourceRef, str]]) -> s
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT chunk_id, blocked FROM chunk_screening "
+                "SELECT chunk_id, blocked, cleaned FROM chunk_screening "
                 "WHERE chunk_id = ANY(:ids) AND rules = :r"
             ),
             {"ids": ids, "r": rules},
         )
-        stored: dict[int, bool] = {int(r[0]): bool(r[1]) for r in rows}
-    fresh = {
-        ref.chunk_id: check_document(body).blocked
-        for ref, body in found
-        if ref.chunk_id not in stored
-    }
+        stored = {int(r[0]): (bool(r[1]), r[2]) for r in rows}
+    fresh: dict[int, tuple[bool, str | None]] = {}
+    for ref, body in found:
+        if ref.chunk_id in stored:
+            continue
+        result = neutralise(body)
+        blocked = result.text is None or result.removed > 0
+        fresh[ref.chunk_id] = (blocked, result.text if blocked else None)
     if fresh:
         async with engine.begin() as conn:
             await conn.execute(
                 text(
-                    "INSERT INTO chunk_screening (chunk_id, rules, blocked) "
+                    "INSERT INTO chunk_screening (chunk_id, rules, blocked, cleaned) "
                     "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:rules AS text[]), "
-                    "CAST(:blocked AS boolean[])) "
+                    "CAST(:blocked AS boolean[]), CAST(:cleaned AS text[])) "
                     "ON CONFLICT (chunk_id) DO UPDATE SET rules = excluded.rules, "
-                    "blocked = excluded.blocked"
+                    "blocked = excluded.blocked, cleaned = excluded.cleaned"
                 ),
                 {
                     "ids": list(fresh),
                     "rules": [rules] * len(fresh),
-                    "blocked": list(fresh.values()),
+                    "blocked": [b for b, _ in fresh.values()],
+                    "cleaned": [c for _, c in fresh.values()],
                 },
             )
-    return {chunk_id for chunk_id, blocked in {**stored, **fresh}.items() if blocked}
+    return {
+        chunk_id: cleaned for chunk_id, (blocked, cleaned) in {**stored, **fresh}.items() if blocked
+    }
 
 
 async def assemble_context(
@@ -146,11 +155,21 @@ async def assemble_context(
 ) -> AssembledContext:
     """Read the ranked chunks and build the numbered sources block.
 
-    Retrieved text is untrusted: a chunk that carries instructions for the model (indirect
-    prompt injection) is quarantined, never shown to the model, and named in the result.
+    Retrieved text is untrusted: the sentences of a chunk that carry instructions for the
+    model (indirect prompt injection) are removed and the rest is used (the chunk is named
+    in `neutralised`); a chunk with nothing usable left is withheld (`quarantined`).
     """
     found = await fetch_sources(engine, tenant_id, [h.chunk_id for h in hits])
-    blocked = await screened(engine, found)
-    clean = [(ref, body) for ref, body in found if ref.chunk_id not in blocked]
-    quarantined = [ref.chunk_id for ref, _ in found if ref.chunk_id in blocked]
-    return assemble(clean, token_budget).model_copy(update={"quarantined": quarantined})
+    flagged = await screened(engine, found)
+    shown: list[tuple[SourceRef, str]] = []
+    for ref, body in found:
+        text_shown = flagged.get(ref.chunk_id, body)
+        if text_shown is not None:
+            shown.append((ref, text_shown))
+    assembled = assemble(shown, token_budget)
+    return assembled.model_copy(
+        update={
+            "quarantined": [i for i, cleaned in flagged.items() if cleaned is None],
+            "neutralised": [i for i, cleaned in flagged.items() if cleaned is not None],
+        }
+    )

@@ -257,7 +257,11 @@ class AssembledContext(BaseModel):
     elapsed_ms: float = 0.0
     quarantined: list[int] = Field(
         default_factory=list,
-        description="Chunks withheld from the model: they carry injected instructions.",
+        description="Chunks withheld from the model: injected instructions and nothing else.",
+    )
+    neutralised: list[int] = Field(
+        default_factory=list,
+        description="Chunks shown with the injected instructions they carried removed.",
     )
 
 
