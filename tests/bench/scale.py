@@ -169,7 +169,8 @@ async def _queries(
             "/v1/rag/query", json={"question": f"{question} ({label} {n})"}, headers=headers
         )
         totals.append(time.perf_counter() - started)
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"query answered {response.status_code}: {response.text[:500]}")
         for stage, ms in response.json()["result"]["timings_ms"].items():
             stages.setdefault(stage, []).append(ms / 1000)
     row = {"query p50 ms": _pct(totals, 50), "query p99 ms": _pct(totals, 99)}
