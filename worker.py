@@ -128,6 +128,8 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
             ]
         )
 
+    from activities.safety_checks import SafetyActivities
+
     from activities.agent_tools import AgentToolActivities
     from activities.agents import AgentActivities
     from activities.gateway import GatewayActivities
@@ -135,7 +137,6 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     from activities.providers import build_providers
     from activities.rag.activities import RagActivities
     from activities.redteam import RedTeamActivities
-    from activities.safety_checks import SafetyActivities
 
     diagnostics = DiagnosticsActivities(device="cpu")
     gateway = GatewayActivities(

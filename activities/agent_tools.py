@@ -24,7 +24,6 @@ from temporalio import activity
 
 from activities.calculator import CalculatorError, evaluate, format_number
 from activities.netguard import IpAddress, refusal, vet_host
-from activities.safety.neutralise import neutralise
 from keel.contracts.agents import (
     CalculatorArgs,
     HttpGetArgs,
@@ -32,6 +31,7 @@ from keel.contracts.agents import (
     ToolOutput,
     ToolRequest,
 )
+from keel.safety.neutralise import neutralise
 from keel.telemetry import activity_context
 
 HEARTBEAT_SECONDS = 1.0

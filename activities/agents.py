@@ -19,7 +19,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.errors import ErrorType, failure
 from keel.contracts.agents import (
     DocumentPage,
     DocumentPageRequest,
@@ -30,6 +29,7 @@ from keel.contracts.agents import (
     SafetyFlag,
     TranscriptAppend,
 )
+from keel.errors import ErrorType, failure
 from keel.telemetry import activity_context
 
 
@@ -46,14 +46,14 @@ def check_draft_safety(check: SafetyCheckInput) -> SafetyFlag:
     """The agents' safety hook: is this draft safe to show or to act on?
 
     It runs every check the safety package offers: its combined output check
-    (`activities.safety.check_output`: moderation, leaks, secrets) when present, and the
+    (`keel.safety.check_output`: moderation, leaks, secrets) when present, and the
     prompt-injection detector on the draft as text that came from tools (an agent that read
     an injected page tends to repeat its instructions). Without the package it flags nothing.
     """
     signals: list[str] = []
     reasons: list[str] = []
     checkers: list[str] = []
-    output_check = _safety_layer("activities.safety", "check_output")
+    output_check = _safety_layer("keel.safety", "check_output")
     if output_check is not None:
         checkers.append("check_output")
         # No retrieved context: grounding is the critic's job here; the task is the user's
@@ -62,7 +62,7 @@ def check_draft_safety(check: SafetyCheckInput) -> SafetyFlag:
         if verdict.blocked:
             reasons.append(verdict.reason or verdict.action)
             signals.extend(verdict.signals)
-    injection = _safety_layer("activities.safety.injection", "detect_injection")
+    injection = _safety_layer("keel.safety.injection", "detect_injection")
     if injection is not None:
         checkers.append("detect_injection")
         verdict = injection(check.text, channel="tool_output")

@@ -29,7 +29,6 @@ from activities.ledger import (
     record,
 )
 from activities.providers import Provider
-from activities.safety.pii import redact, restore, restore_map
 from keel.contracts.gateway import (
     CacheHit,
     CacheLayer,
@@ -43,12 +42,18 @@ from keel.contracts.gateway import (
 )
 from keel.contracts.guards import CircuitConfig, CircuitState
 from keel.contracts.llm import LlmRequest, Usage
+from keel.guards.costing import cost_usd
+from keel.safety.pii import redact, restore, restore_map
 from keel.settings import Settings
 from keel.telemetry import CACHE_LOOKUPS, activity_context
-from workflows.guards.costing import cost_usd
 
 log = logging.getLogger(__name__)
 STALE_TTL = timedelta(days=7)  # how long an answer stays usable as the last-resort fallback
+
+
+# The breaker entity (`workflows.circuit.CircuitBreakerWorkflow`), named: activities sit
+# below workflows and do not import them.
+CIRCUIT_WORKFLOW = "CircuitBreakerWorkflow"
 
 
 def circuit_key(circuit_id: str) -> str:
@@ -120,20 +125,18 @@ class GatewayActivities:
         case costs one Redis GET). Open or half-open circuits are asked through an update,
         so cool-down and the single half-open probe are decided in the entity's history.
         """
-        from workflows.circuit import CircuitBreakerWorkflow
-
         mirrored = await self._mirrored(circuit_id)
         if mirrored.state == "closed":
             return CircuitAdmission(allowed=True, state=mirrored)
-        start = WithStartWorkflowOperation(
-            CircuitBreakerWorkflow.run,
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            CIRCUIT_WORKFLOW,
             config,
             id=circuit_id,
             task_queue=activity.info().task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         admission: CircuitAdmission = await self.temporal.execute_update_with_start_workflow(
-            CircuitBreakerWorkflow.acquire, start_workflow_operation=start
+            "acquire", start_workflow_operation=start, result_type=CircuitAdmission
         )
         return admission
 
@@ -308,10 +311,8 @@ async def report_outcome(
         mirrored = await mirrored_state(redis, circuit_id)
         if mirrored.state == "closed" and mirrored.consecutive_failures == 0:
             return
-    from workflows.circuit import CircuitBreakerWorkflow
-
     await temporal.start_workflow(
-        CircuitBreakerWorkflow.run,
+        CIRCUIT_WORKFLOW,
         circuit,
         id=circuit_id,
         task_queue=task_queue,

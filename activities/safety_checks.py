@@ -1,7 +1,7 @@
 """Safety checks as activities: the input check before a pipeline starts, the output check
 (moderation + grounding) after the answer.
 
-They wrap the pure combined layers of `activities.safety` (`check_input`, `check_output`).
+They wrap the pure combined layers of `keel.safety` (`check_input`, `check_output`).
 Both take a millisecond or so and hold no client: workflows run them as local activities, so
 the verdict is recorded in history and the workflow decides what a block, a redaction or an
 ungrounded answer does.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.safety import check_input, check_output
 from keel.contracts.rag import TextCheck
 from keel.contracts.safety import SafetyPolicy, SafetyVerdict
+from keel.safety import check_input, check_output
 
 
 class SafetyActivities:

@@ -25,8 +25,8 @@ from temporalio import activity
 from activities.embedding import Embedder
 from activities.ledger import cache_hit_row, record
 from keel.contracts.gateway import CacheHit, CacheProbe, CacheWrite
+from keel.guards.cache_key import system_hash
 from keel.telemetry import CACHE_LOOKUPS
-from workflows.guards.cache_key import system_hash
 
 CANDIDATES = 5
 

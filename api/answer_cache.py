@@ -25,7 +25,6 @@ from pydantic import ValidationError
 
 from activities.embedding import Embedder, make_embedder
 from activities.ledger import LedgerRow, record
-from activities.safety import check_input
 from activities.semantic_cache import find_semantic
 from keel.auth import Principal
 from keel.clients import Clients
@@ -34,9 +33,10 @@ from keel.contracts.llm import Usage
 from keel.contracts.rag import AnswerCacheLayer, RagAnswer, RagQueryRequest
 from keel.contracts.safety import SafetyPolicy
 from keel.corpus import corpus_generation
+from keel.guards.answer_key import ANSWER_SCOPE, answer_key, answer_scope
+from keel.guards.cache_key import normalise
+from keel.safety import check_input
 from keel.telemetry import CACHE_LOOKUPS
-from workflows.guards.answer_key import ANSWER_SCOPE, answer_key, answer_scope
-from workflows.guards.cache_key import normalise
 
 POLICY = SafetyPolicy()
 

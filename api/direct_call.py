@@ -67,11 +67,11 @@ from keel.contracts.gateway import (
 )
 from keel.contracts.guards import BudgetState
 from keel.contracts.llm import LlmRequest, LlmResponse, Usage
+from keel.guards.budget import check_before_call, tenant_budget_status
+from keel.guards.cache_key import exact_key, query_text
+from keel.guards.costing import cost_usd, estimate_cost
 from keel.settings import Settings
 from keel.telemetry import CACHE_LOOKUPS
-from workflows.guards.budget import check_before_call, tenant_budget_status
-from workflows.guards.cache_key import exact_key, query_text
-from workflows.guards.costing import cost_usd, estimate_cost
 from workflows.llm import circuit_workflow_id, plan, prompt_tokens, provider_for
 
 log = logging.getLogger(__name__)

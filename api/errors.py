@@ -72,7 +72,7 @@ STATUS_TYPES = {
 }
 
 
-# The HTTP status of a run that failed with one of Keel's error types (activities/errors.py).
+# The HTTP status of a run that failed with one of Keel's error types (keel/errors.py).
 FAILURE_STATUS = {
     "InvalidInput": 422,
     "NotFound": 404,

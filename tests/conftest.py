@@ -26,10 +26,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.main import create_app
+from keel.app.devstack import DevStack, free_port
 from keel.auth import create_key, ensure_tenant
 from keel.clients import Clients
 from keel.db import migrate
-from keel.devstack import DevStack, free_port
 from keel.settings import Ports, Settings
 from tests.support.provider_harness import ProviderHarness
 from worker import build_worker

@@ -13,9 +13,9 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from keel.app.devstack import SEARCH_ATTRIBUTES
 from keel.auth import ensure_tenant
 from keel.clients import Clients
-from keel.devstack import SEARCH_ATTRIBUTES
 from keel.settings import Settings
 from tests.support.agents import agent_request
 from worker import build_worker

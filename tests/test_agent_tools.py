@@ -23,7 +23,7 @@ from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.contracts.agents import AgentLimits, LoopState, TeamDecl, ToolConfig, ToolRequest
 from keel.contracts.guards import BudgetState, RunBudget
-from workflows.guards.agent_loop import (
+from keel.guards.agent_loop import (
     bound_reached,
     budget_needs_person,
     classify_repeat,

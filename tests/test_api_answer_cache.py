@@ -15,9 +15,9 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.store import ChunkRecord, upsert_document
+from keel.app.devstack import free_port
 from keel.auth import ensure_tenant
 from keel.clients import Clients
-from keel.devstack import free_port
 from keel.settings import Settings
 from tests.conftest import Caller
 from tests.support.rag_corpus import seed

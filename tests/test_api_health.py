@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 
 from api.main import create_app
+from keel.app.devstack import DevStack, free_port
 from keel.clients import Clients, connect_redis
-from keel.devstack import DevStack, free_port
 from keel.settings import Ports, Settings
 
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from temporalio.worker import Worker
 
+from keel.app.devstack import free_port
+from keel.app.ingest_client import LocalFile, collect, parts
 from keel.clients import Clients
-from keel.devstack import free_port
-from keel.ingest_client import LocalFile, collect, parts
 from keel.settings import Settings
 from tests.conftest import Caller
 from tests.support.worker_process import REPO, worker_env

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from keel.devstack import SEARCH_ATTRIBUTES
+from keel.app.devstack import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from keel.devstack import DevStack, PortInUseError, free_port
+from keel.app.devstack import DevStack, PortInUseError, free_port
 from keel.settings import Ports, Settings
 
 

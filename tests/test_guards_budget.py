@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from keel.contracts.guards import BudgetDecision, BudgetState, ModelPrice, RunBudget
 from keel.contracts.llm import Usage
-from workflows.guards.budget import check_before_call, reconcile, tenant_budget_status
-from workflows.guards.costing import cost_usd, estimate_cost, total_tokens
+from keel.guards.budget import check_before_call, reconcile, tenant_budget_status
+from keel.guards.costing import cost_usd, estimate_cost, total_tokens
 
 PRICES = {"claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cached_input=0.10)}
 

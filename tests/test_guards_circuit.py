@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from keel.contracts.guards import CircuitConfig, CircuitState, Transition
-from workflows.guards.circuit import allow_request, record_failure, record_success
+from keel.guards.circuit import allow_request, record_failure, record_success
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 CFG = CircuitConfig(

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 from keel.contracts.guards import ModelPrice
 from keel.contracts.llm import Usage
-from workflows.guards.costing import (
+from keel.guards.costing import (
     UnknownModelError,
     cost_usd,
     estimate_cost,

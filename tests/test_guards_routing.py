@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from keel.contracts.guards import ComplexityScore, RouteDecision, RoutingConfig
-from workflows.guards.routing import FEATURE_WEIGHTS, route, score_complexity
+from keel.guards.routing import FEATURE_WEIGHTS, route, score_complexity
 
 CONFIG = RoutingConfig()
 

@@ -12,7 +12,6 @@ import pytest
 from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType
 from activities.providers import (
     NOT_ENOUGH_INFORMATION,
     LocalExtractiveProvider,
@@ -25,6 +24,7 @@ from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.base import retry_after_seconds
 from activities.providers.openai_provider import OpenAIProvider
 from keel.contracts.llm import ChatMessage, LlmRequest, Usage
+from keel.errors import ErrorType
 from keel.settings import Settings
 from tests.support.provider_harness import FaultKind, ProviderHarness, ProviderName
 

@@ -31,12 +31,12 @@ from activities.rag.rerank import (
     OnnxCrossEncoder,
     load_cross_encoder,
 )
+from keel.app.rag_eval import evaluate
 from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.contracts.rag import Hit, RagConfig, RerankInput
 from keel.evaluation import Passage as EvalPassage
 from keel.evaluation import Question
-from keel.rag_eval import evaluate
 from tests.support.rag_corpus import seed
 from worker import shared_embedder
 

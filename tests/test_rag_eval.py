@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from keel.app.rag_eval import evaluate
 from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.evaluation import load_corpus, load_golden, load_questions
-from keel.rag_eval import evaluate
 from worker import shared_embedder
 
 # First run of this subset (2026-11-24): vector r@5 .929 MRR .848; keyword r@5 .884 MRR .844;

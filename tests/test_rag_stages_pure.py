@@ -6,13 +6,18 @@ from datetime import date
 
 import pytest
 
-from activities.providers.local import NOT_ENOUGH_INFORMATION, parse_sources
+from activities.providers.local import parse_sources
 from activities.rag.context import assemble
-from activities.rag.prompt import citations, cited_numbers, is_not_enough_information
 from activities.rag.query import process_query
 from activities.rag.search import decode_vector, encode_vector, fuse
 from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters, SourceRef
-from workflows.guards.answer_key import answer_key, answer_scope
+from keel.guards.answer_key import answer_key, answer_scope
+from keel.rag.prompt import (
+    NOT_ENOUGH_INFORMATION,
+    citations,
+    cited_numbers,
+    is_not_enough_information,
+)
 
 TODAY = date(2025, 5, 20)
 DEPARTMENTS = ["HR", "Finance", "Human Resources", "IT"]

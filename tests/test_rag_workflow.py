@@ -15,12 +15,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
-from activities.rag.prompt import RULES
+from keel.app.rag_seed import Passage
 from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.contracts.gateway import CallContext
 from keel.contracts.rag import RagAnswer, RagConfig, RagFilters, RagQueryRequest
-from keel.rag_seed import Passage
+from keel.rag.prompt import RULES
 from keel.runs import gateway_config
 from keel.settings import Settings
 from tests.support.rag_corpus import SECRET, seed

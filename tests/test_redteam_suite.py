@@ -14,7 +14,6 @@ from collections import Counter
 
 import pytest
 
-from activities.safety.train_injection_model import _key
 from keel.contracts.safety import SafetyVerdict
 from keel.redteam.runner import (
     DATA_DIR,
@@ -24,6 +23,7 @@ from keel.redteam.runner import (
     load_cases,
     run_suite,
 )
+from keel.safety.train_injection_model import _key
 
 CATEGORIES = {
     "direct_injection",
@@ -84,7 +84,7 @@ def test_jsonl_rows_carry_the_required_fields() -> None:
 
 
 def test_suite_cases_are_not_in_the_classifier_training_data() -> None:
-    from activities.safety.classifier import default_classifier
+    from keel.safety.classifier import default_classifier
 
     meta = default_classifier().meta
     assert meta["trained_on"] == "train split only"

@@ -6,7 +6,16 @@ import base64
 
 import pytest
 
-from activities.safety import (
+from keel.contracts.safety import (
+    GroundingPolicy,
+    InjectionPolicy,
+    ModerationPolicy,
+    SafetyPolicy,
+    SafetyVerdict,
+    ToolPolicy,
+    ValidationPolicy,
+)
+from keel.safety import (
     check_document,
     check_grounding,
     check_input,
@@ -23,19 +32,10 @@ from activities.safety import (
     restore_map,
     validate_input,
 )
-from activities.safety.classifier import default_classifier
-from activities.safety.neutralise import neutralise
-from activities.safety.normalize import views
-from activities.safety.pii import card_brand, iban_valid, luhn_valid
-from keel.contracts.safety import (
-    GroundingPolicy,
-    InjectionPolicy,
-    ModerationPolicy,
-    SafetyPolicy,
-    SafetyVerdict,
-    ToolPolicy,
-    ValidationPolicy,
-)
+from keel.safety.classifier import default_classifier
+from keel.safety.neutralise import neutralise
+from keel.safety.normalize import views
+from keel.safety.pii import card_brand, iban_valid, luhn_valid
 
 SYSTEM_PROMPT = (
     "You are Keel, the internal assistant of Acme Corp. Answer only from the numbered sources "

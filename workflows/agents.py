@@ -73,16 +73,16 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts.guards import RunBudget
     from keel.contracts.llm import ChatMessage
     from keel.contracts.rag import RagQueryRequest
-    from workflows.common import publish_status, run_attributes
-    from workflows.guards.agent_loop import (
+    from keel.guards.agent_loop import (
         bound_reached,
         budget_needs_person,
         classify_repeat,
         rejections_need_person,
         tool_signature,
     )
-    from workflows.guards.budget import reconcile
-    from workflows.guards.costing import total_tokens
+    from keel.guards.budget import reconcile
+    from keel.guards.costing import total_tokens
+    from workflows.common import publish_status, run_attributes
     from workflows.llm import call_model
 
 LOCAL = timedelta(seconds=10)

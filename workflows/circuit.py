@@ -15,8 +15,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from keel.contracts.gateway import CircuitAdmission, CircuitOutcome
     from keel.contracts.guards import CircuitConfig, CircuitState, Transition
+    from keel.guards.circuit import allow_request, record_failure, record_success
     from workflows.common import publish_status
-    from workflows.guards.circuit import allow_request, record_failure, record_success
 
 # Each acquire/report adds a few events; start afresh long before the 10k-event warning.
 EVENTS_BEFORE_CONTINUE = 2_000

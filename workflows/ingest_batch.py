@@ -19,8 +19,8 @@ from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import NON_RETRYABLE
     from keel.contracts.ingest import BatchRef, BatchResult, StageCounts
+    from keel.errors import NON_RETRYABLE
     from workflows.policies import BATCH_RETRY, BATCH_TIMEOUT
 
 # Deterministic failures (a bad input) fail the batch at once; everything else is retried.

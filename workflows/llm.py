@@ -20,7 +20,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import NON_RETRYABLE
+    from activities.gateway import GatewayActivities
+    from activities.semantic_cache import SemanticCacheActivities
     from keel.contracts.gateway import (
         AttemptRecord,
         CacheHit,
@@ -38,11 +39,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from keel.contracts.guards import BudgetState, RouteDecision
     from keel.contracts.llm import LlmRequest
+    from keel.errors import NON_RETRYABLE
+    from keel.guards.budget import check_before_call, reconcile, tenant_budget_status
+    from keel.guards.cache_key import exact_key, query_text
+    from keel.guards.costing import estimate_cost, estimate_tokens, total_tokens
+    from keel.guards.routing import route, score_complexity
     from workflows.common import publish_status
-    from workflows.guards.budget import check_before_call, reconcile, tenant_budget_status
-    from workflows.guards.cache_key import exact_key, query_text
-    from workflows.guards.costing import estimate_cost, estimate_tokens, total_tokens
-    from workflows.guards.routing import route, score_complexity
     from workflows.policies import PROVIDER_RETRY, PROVIDER_TIMEOUT, QUICK_RETRY
 
 LOCAL = timedelta(seconds=10)
@@ -129,10 +131,9 @@ async def call_model(
             route=decision,
         ), budget
 
-    spend: TenantSpend = await workflow.execute_local_activity(
-        "tenant_spend",
+    spend: TenantSpend = await workflow.execute_local_activity_method(
+        GatewayActivities.tenant_spend,
         context.tenant_id,
-        result_type=TenantSpend,
         start_to_close_timeout=LOCAL,
         retry_policy=QUICK_RETRY,
     )
@@ -194,8 +195,8 @@ async def call_model(
             temperature=call.temperature,
         )
         try:
-            answer: ProviderResult = await workflow.execute_activity(
-                "provider_complete",
+            answer: ProviderResult = await workflow.execute_activity_method(
+                GatewayActivities.provider_complete,
                 ProviderCall(
                     context=context,
                     request=request,
@@ -205,7 +206,6 @@ async def call_model(
                     circuit_id=circuit_id,
                     circuit=config.circuit,
                 ),
-                result_type=ProviderResult,
                 task_queue=config.cpu_queue or info.task_queue,
                 start_to_close_timeout=PROVIDER_TIMEOUT,
                 retry_policy=PROVIDER_RETRY_POLICY,
@@ -250,10 +250,9 @@ async def call_model(
         ), budget
 
     if cacheable:
-        stale: CacheHit | None = await workflow.execute_local_activity(
-            "stale_cache_lookup",
+        stale: CacheHit | None = await workflow.execute_local_activity_method(
+            GatewayActivities.stale_cache_lookup,
             probe,
-            result_type=CacheHit,
             start_to_close_timeout=LOCAL,
             retry_policy=QUICK_RETRY,
         )
@@ -284,10 +283,9 @@ async def _admitted(circuit_id: str, config: GatewayConfig) -> bool:
     """Ask the breaker. If the breaker itself cannot answer, fail open: a breaker exists to
     save time on a failing provider, never to stop calls to a healthy one."""
     try:
-        admission: CircuitAdmission = await workflow.execute_local_activity(
-            "circuit_acquire",
+        admission: CircuitAdmission = await workflow.execute_local_activity_method(
+            GatewayActivities.circuit_acquire,
             args=[circuit_id, config.circuit],
-            result_type=CircuitAdmission,
             start_to_close_timeout=LOCAL,
             retry_policy=RetryPolicy(maximum_attempts=2),
         )
@@ -301,20 +299,18 @@ async def _cached(probe: CacheProbe, config: GatewayConfig, cacheable: bool) -> 
     if not cacheable:
         return None
     if config.exact_cache:
-        hit: CacheHit | None = await workflow.execute_local_activity(
-            "exact_cache_lookup",
+        hit: CacheHit | None = await workflow.execute_local_activity_method(
+            GatewayActivities.exact_cache_lookup,
             probe,
-            result_type=CacheHit,
             start_to_close_timeout=LOCAL,
             retry_policy=QUICK_RETRY,
         )
         if hit is not None:
             return hit
     if config.semantic_cache and probe.query_text:
-        semantic: CacheHit | None = await workflow.execute_activity(
-            "semantic_cache_lookup",
+        semantic: CacheHit | None = await workflow.execute_activity_method(
+            SemanticCacheActivities.semantic_cache_lookup,
             probe,
-            result_type=CacheHit,
             task_queue=config.gpu_queue,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=QUICK_RETRY,
@@ -339,12 +335,15 @@ async def _store(
         semantic=config.semantic_cache,
     )
     if config.exact_cache:
-        await workflow.execute_local_activity(
-            "exact_cache_store", write, start_to_close_timeout=LOCAL, retry_policy=QUICK_RETRY
+        await workflow.execute_local_activity_method(
+            GatewayActivities.exact_cache_store,
+            write,
+            start_to_close_timeout=LOCAL,
+            retry_policy=QUICK_RETRY,
         )
     if config.semantic_cache and probe.query_text:
-        await workflow.execute_activity(
-            "semantic_cache_store",
+        await workflow.execute_activity_method(
+            SemanticCacheActivities.semantic_cache_store,
             write,
             task_queue=config.gpu_queue,
             start_to_close_timeout=timedelta(seconds=30),

@@ -25,6 +25,7 @@ between an answer from the model alone (marked ungrounded) and a plain failure a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -35,17 +36,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from activities.providers.local import NOT_ENOUGH_INFORMATION
-    from activities.rag.prompt import (
-        RULES,
-        UNGROUNDED_RULES,
-        citations,
-        is_not_enough_information,
-        system_prompt,
-        user_message,
-    )
+    from activities.gateway import GatewayActivities
+    from activities.rag.activities import RagActivities, RagModelActivities
+    from activities.safety_checks import SafetyActivities
+    from activities.semantic_cache import SemanticCacheActivities
     from keel.contracts.gateway import (
-        CacheHit,
         CacheProbe,
         CacheWrite,
         GatewayConfig,
@@ -63,24 +58,31 @@ with workflow.unsafe.imports_passed_through():
         KeywordSearchInput,
         ProcessedQuery,
         ProcessQueryInput,
-        QueryVector,
         RagAnswer,
         RagQueryRequest,
         RerankInput,
-        RerankResult,
         SearchHits,
         TenantState,
         TextCheck,
         VectorSearchInput,
     )
-    from keel.contracts.safety import SafetyVerdict
+    from keel.guards.answer_key import ANSWER_SCOPE, answer_key, answer_scope
+    from keel.guards.cache_key import normalise
+    from keel.rag.prompt import (
+        NOT_ENOUGH_INFORMATION,
+        RULES,
+        UNGROUNDED_RULES,
+        citations,
+        is_not_enough_information,
+        system_prompt,
+        user_message,
+    )
     from workflows.common import publish_status
-    from workflows.guards.answer_key import ANSWER_SCOPE, answer_key, answer_scope
-    from workflows.guards.cache_key import normalise
     from workflows.llm import call_model
     from workflows.policies import QUICK_RETRY
 
 M = TypeVar("M", bound=BaseModel)
+A = TypeVar("A")
 
 LOCAL_TIMEOUT = timedelta(seconds=10)
 # A reranker failure is usually a worker without the model or an exhausted device: a couple
@@ -131,9 +133,8 @@ class RagQueryWorkflow:
 
         self._stage = "input_safety"
         verdict = await self._local(
-            "safety_check_input",
+            SafetyActivities.check_input,
             TextCheck(tenant=context.tenant, tenant_id=context.tenant_id, text=request.question),
-            SafetyVerdict,
         )
         if verdict.blocked:
             return self._finish(
@@ -143,7 +144,7 @@ class RagQueryWorkflow:
         question = verdict.redacted_text or request.question
 
         self._stage = "answer_cache"
-        tenant = await self._local("rag_tenant_state", context.tenant_id, TenantState)
+        tenant = await self._local(RagActivities.tenant_state, context.tenant_id)
         scope = answer_scope(context.tenant_id, request.filters, rag, tenant.corpus_generation)
         probe = CacheProbe(
             context=context,
@@ -180,7 +181,7 @@ class RagQueryWorkflow:
 
         self._stage = "query_processing"
         processed = await self._local(
-            "rag_process_query",
+            RagActivities.process_query,
             ProcessQueryInput(
                 question=question,
                 filters=request.filters,
@@ -188,7 +189,6 @@ class RagQueryWorkflow:
                 doc_types=tenant.doc_types,
                 today=workflow.now().date(),
             ),
-            ProcessedQuery,
         )
         keyword_text = processed.search_text
         if rag.expand_query:
@@ -202,7 +202,7 @@ class RagQueryWorkflow:
             return await self._without_retrieval(request, question, tenant, processed)
 
         fused = await self._local(
-            "rag_fuse",
+            RagActivities.fuse,
             FuseInput(
                 vector=vector_hits or [],
                 keyword=keyword_hits or [],
@@ -212,7 +212,6 @@ class RagQueryWorkflow:
                 rrf_k=rag.rrf_k,
                 k=max(rag.vector_k, rag.keyword_k),
             ),
-            SearchHits,
         )
         self._timings["fusion"] = fused.elapsed_ms
 
@@ -221,9 +220,8 @@ class RagQueryWorkflow:
 
         self._stage = "context"
         assembled = await self._local(
-            "rag_assemble_context",
+            RagActivities.assemble_context,
             AssembleInput(tenant_id=tenant_id, hits=top, token_budget=rag.context_token_budget),
-            AssembledContext,
         )
         self._timings["context"] = assembled.elapsed_ms
         base = RagAnswer(
@@ -256,16 +254,15 @@ class RagQueryWorkflow:
 
         async def by_vector() -> tuple[str, SearchHits]:
             before = workflow.now()
-            vector = await workflow.execute_activity(
-                "rag_embed_query",
+            vector = await workflow.execute_activity_method(
+                RagModelActivities.embed_query,
                 EmbedQueryInput(text=processed.search_text),
-                result_type=QueryVector,
                 task_queue=request.gateway.gpu_queue,
                 **options,
             )
             self._timings["embedding"] = vector.elapsed_ms or _ms(workflow.now() - before)
-            hits = await workflow.execute_activity(
-                "rag_vector_search",
+            hits = await workflow.execute_activity_method(
+                RagActivities.vector_search,
                 VectorSearchInput(
                     tenant_id=request.context.tenant_id,
                     vector_b64=vector.vector_b64,
@@ -274,7 +271,6 @@ class RagQueryWorkflow:
                     ef_search=rag.ef_search,
                     iterative_scan=rag.iterative_scan,
                 ),
-                result_type=SearchHits,
                 task_queue=queue,
                 **options,
             )
@@ -282,8 +278,8 @@ class RagQueryWorkflow:
             return vector.vector_b64, hits
 
         async def by_keyword() -> SearchHits:
-            hits: SearchHits = await workflow.execute_activity(
-                "rag_keyword_search",
+            hits: SearchHits = await workflow.execute_activity_method(
+                RagActivities.keyword_search,
                 KeywordSearchInput(
                     tenant_id=request.context.tenant_id,
                     text=keyword_text,
@@ -291,7 +287,6 @@ class RagQueryWorkflow:
                     k=rag.keyword_k,
                     scoring=rag.keyword_scoring,
                 ),
-                result_type=SearchHits,
                 task_queue=queue,
                 **options,
             )
@@ -321,8 +316,8 @@ class RagQueryWorkflow:
         if rag.reranker == "none" or not hits:
             return hits[: rag.top_k], "none"
         try:
-            result = await workflow.execute_activity(
-                "rag_rerank",
+            result = await workflow.execute_activity_method(
+                RagModelActivities.rerank,
                 RerankInput(
                     tenant_id=request.context.tenant_id,
                     question=question,
@@ -333,7 +328,6 @@ class RagQueryWorkflow:
                     model=rag.cross_encoder_model,
                     sentence_candidates=rag.rescore_sentence_candidates,
                 ),
-                result_type=RerankResult,
                 task_queue=request.gateway.gpu_queue,
                 start_to_close_timeout=timedelta(seconds=rag.rerank_timeout_seconds),
                 retry_policy=RERANK_RETRY,
@@ -394,7 +388,7 @@ class RagQueryWorkflow:
             context=assembled.block,
             system=RULES,
         )
-        verdict = await self._local("safety_check_output", check, SafetyVerdict)
+        verdict = await self._local(SafetyActivities.check_output, check)
         verdicts = [verdict]
         if verdict.remedy == "regenerate":
             # One more try with the cache bypassed (the cached answer is the ungrounded one).
@@ -404,7 +398,7 @@ class RagQueryWorkflow:
                 cost = self._budget.spent_usd if self._carry_budget else cost + retry.cost_usd
                 text = retry.text
                 verdict = await self._local(
-                    "safety_check_output", check.model_copy(update={"text": text}), SafetyVerdict
+                    SafetyActivities.check_output, check.model_copy(update={"text": text})
                 )
                 verdicts.append(verdict)
         status = "answered"
@@ -518,13 +512,12 @@ class RagQueryWorkflow:
         if not rag.answer_cache:
             return None
         layer = "answer_exact"
-        hit = await self._local_optional("exact_cache_lookup", probe, CacheHit)
+        hit = await self._local_optional(GatewayActivities.exact_cache_lookup, probe)
         if hit is None and rag.semantic_answer_cache:
             layer = "answer_semantic"
-            hit = await workflow.execute_activity(
-                "semantic_cache_lookup",
+            hit = await workflow.execute_activity_method(
+                SemanticCacheActivities.semantic_cache_lookup,
                 probe,
-                result_type=CacheHit,
                 task_queue=request.gateway.gpu_queue,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=QUICK_RETRY,
@@ -551,15 +544,15 @@ class RagQueryWorkflow:
             cited_document_ids=sorted({c.document_id for c in answer.citations}),
             semantic=request.rag.semantic_answer_cache,
         )
-        await workflow.execute_local_activity(
-            "exact_cache_store",
+        await workflow.execute_local_activity_method(
+            GatewayActivities.exact_cache_store,
             write,
             start_to_close_timeout=LOCAL_TIMEOUT,
             retry_policy=QUICK_RETRY,
         )
         if request.rag.semantic_answer_cache:
-            await workflow.execute_activity(
-                "semantic_cache_store",
+            await workflow.execute_activity_method(
+                SemanticCacheActivities.semantic_cache_store,
                 write,
                 task_queue=request.gateway.gpu_queue,
                 start_to_close_timeout=timedelta(seconds=30),
@@ -568,17 +561,18 @@ class RagQueryWorkflow:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    async def _local(self, name: str, arg: Any, result_type: type[M]) -> M:
-        result = await self._local_optional(name, arg, result_type)
+    async def _local(self, method: Callable[[Any, A], Awaitable[M | None]], arg: A) -> M:
+        result = await self._local_optional(method, arg)
         if result is None:
-            raise RuntimeError(f"local activity {name} returned nothing")
+            raise RuntimeError(f"local activity {method.__name__} returned nothing")
         return result
 
-    async def _local_optional(self, name: str, arg: Any, result_type: type[M]) -> M | None:
-        result: M | None = await workflow.execute_local_activity(
-            name,
+    async def _local_optional(
+        self, method: Callable[[Any, A], Awaitable[M | None]], arg: A
+    ) -> M | None:
+        result: M | None = await workflow.execute_local_activity_method(
+            method,
             arg,
-            result_type=result_type,
             start_to_close_timeout=LOCAL_TIMEOUT,
             retry_policy=QUICK_RETRY,
         )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from activities.providers.base import Provider, SdkErrors, provider_failure, status_failure
 from activities.providers.local import (
-    NOT_ENOUGH_INFORMATION,
     LocalExtractiveProvider,
     approx_tokens,
     format_sources,
     parse_sources,
 )
+from keel.rag.prompt import NOT_ENOUGH_INFORMATION
 from keel.settings import Settings
 
 __all__ = [

@@ -15,8 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType, failure
 from keel.contracts.llm import LlmRequest, LlmResponse
+from keel.errors import ErrorType, failure
 
 # Provider messages can echo parts of the request; keep history rows small.
 _MAX_MESSAGE_CHARS = 500
@@ -37,7 +37,7 @@ class Provider(Protocol):
 
         Raises:
             temporalio.exceptions.ApplicationError: typed with an `ErrorType`; retryable or
-                not as `activities.errors` decides.
+                not as `keel.errors` decides.
         """
         ...
 

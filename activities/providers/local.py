@@ -28,11 +28,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from keel.contracts.llm import LlmRequest, LlmResponse, Usage
+from keel.rag.prompt import NOT_ENOUGH_INFORMATION
 
 MODEL = "local-extractive"
-NOT_ENOUGH_INFORMATION = (
-    "I don't have enough information to answer that from the provided documents."
-)
 # Rough English average; real tokenizers differ by model. Only used for budgets and ledgers,
 # where the local provider's price is zero anyway.
 TOKENS_PER_WORD = 1.3

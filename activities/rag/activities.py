@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.embedding import Embedder
-from activities.errors import ErrorType, failure
 from activities.rag.context import assemble_context
 from activities.rag.query import process_query
 from activities.rag.rerank import CrossEncoders, ModelUnavailable, rerank_hits
@@ -46,6 +45,7 @@ from keel.contracts.rag import (
     VectorSearchInput,
 )
 from keel.corpus import GENERATION_SQL, generation_tag
+from keel.errors import ErrorType, failure
 from keel.telemetry import activity_context
 
 # Vocabulary for filter extraction: at most this many distinct values per field.

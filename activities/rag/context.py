@@ -13,10 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.providers.local import approx_tokens, format_sources
-from activities.rag.prompt import header
-from activities.safety import check_document
-from activities.safety.neutralise import neutralise
 from keel.contracts.rag import AssembledContext, Hit, SourceRef
+from keel.rag.prompt import header
+from keel.safety import check_document
+from keel.safety.neutralise import neutralise
 
 
 async def fetch_sources(
@@ -105,7 +105,7 @@ async def screened(
     engine: AsyncEngine, found: list[tuple[SourceRef, str]]
 ) -> dict[int, str | None]:
     """For the chunks in `found` that carry injected instructions: the text to show instead
-    (instructions removed, `activities.safety.neutralise`), or None to withhold the chunk.
+    (instructions removed, `keel.safety.neutralise`), or None to withhold the chunk.
 
     Verdicts are stored per chunk under the rules' version: a chunk is checked once, however
     many questions retrieve it.

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from api.deps import ClientsDep, PrincipalDep
 from api.errors import ApiError, ErrorResponse
 from keel.contracts.guards import TenantBudgetStatus
-from workflows.guards.budget import tenant_budget_status
+from keel.guards.budget import tenant_budget_status
 
 router = APIRouter(prefix="/v1/costs", tags=["costs"])
 

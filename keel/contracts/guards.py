@@ -1,4 +1,4 @@
-"""Contracts of the deterministic guards in `workflows/guards/`: routing, cost, budget, circuit.
+"""Contracts of the deterministic guards in `keel/guards/`: routing, cost, budget, circuit.
 
 Workflow code decides every guard from these models, so they travel through workflow history
 (and through the circuit-breaker entity's state): fields are only ever added, with defaults.

@@ -1,4 +1,4 @@
-"""Contracts of the safety layers in `activities/safety/`: verdicts, PII findings, tenant policy.
+"""Contracts of the safety layers in `keel/safety/`: verdicts, PII findings, tenant policy.
 
 Verdicts travel through workflow history (the workflow decides what a `block` or an `escalate`
 does), and a tenant's `SafetyPolicy` is stored and passed to the safety activities, so both

@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.safety import check_document, check_input, check_tool_call
 from keel.contracts.safety import SafetyPolicy, SafetyVerdict
+from keel.safety import check_document, check_input, check_tool_call
 
 DATA_DIR = Path(__file__).with_name("data")
 Channel = Literal["user", "document", "tool_output", "tool_argument"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keel.devstack import DevStack, free_port
+from keel.app.devstack import DevStack, free_port
 from keel.settings import Ports, Settings
 
 

@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.rag_seed import EmbeddingCache, Passage, seed_passages
+from keel.app.rag_seed import EmbeddingCache, Passage, seed_passages
 from worker import shared_embedder
 
 PASSAGES = [

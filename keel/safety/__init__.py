@@ -13,13 +13,13 @@ Plus `check_tool_call` for tool arguments, and the combinations a workflow calls
 client, so they are equally safe to call from tests, the CLI and the red-team runner.
 """
 
-from activities.safety.grounding import check_grounding, grounded_share
-from activities.safety.injection import detect_injection
-from activities.safety.moderation import moderate_input, moderate_output
-from activities.safety.pii import detect_pii, find_pii, redact, restore, restore_map
-from activities.safety.policy import check_document, check_input, check_output
-from activities.safety.tools import check_tool_call
-from activities.safety.validation import validate_input
+from keel.safety.grounding import check_grounding, grounded_share
+from keel.safety.injection import detect_injection
+from keel.safety.moderation import moderate_input, moderate_output
+from keel.safety.pii import detect_pii, find_pii, redact, restore, restore_map
+from keel.safety.policy import check_document, check_input, check_output
+from keel.safety.tools import check_tool_call
+from keel.safety.validation import validate_input
 
 __all__ = [
     "check_document",

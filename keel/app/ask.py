@@ -35,7 +35,7 @@ class AskOptions:
 
 def resolve_key(config: Settings, explicit: str | None) -> str:
     """`--api-key`/`KEEL_API_KEY`, else the dev key that `keel up` wrote."""
-    from keel.cli import DEV_KEY_FILE
+    from keel.app.cli import DEV_KEY_FILE
 
     if explicit:
         return explicit

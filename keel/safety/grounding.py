@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 
-from activities.safety.common import allow
-from activities.safety.moderation import NOT_ENOUGH_INFO, strip_not_enough_info
 from keel.contracts.safety import GroundingPolicy, SafetyVerdict
+from keel.safety.common import allow
+from keel.safety.moderation import NOT_ENOUGH_INFO, strip_not_enough_info
 
 _CITATION = re.compile(
     r"\[(?:sources?|src|doc(?:ument)?)?\s*\d+(?:\s*[,;-]\s*\d+)*\]"

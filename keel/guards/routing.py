@@ -33,7 +33,7 @@ from keel.contracts.guards import (
     RoutingConfig,
     Tier,
 )
-from workflows.guards.costing import estimate_tokens
+from keel.guards.costing import estimate_tokens
 
 FEATURE_WEIGHTS: dict[str, float] = {
     "length": 0.10,

@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from activities.rag.prompt import PROMPT_VERSION
 from keel.contracts.rag import RagConfig, RagFilters
-from workflows.guards.cache_key import normalise
+from keel.guards.cache_key import normalise
+from keel.rag.prompt import PROMPT_VERSION
 
 ANSWER_SCOPE = "rag-answer"
 # Knobs that cannot change an answer (caching, queues, timeouts) stay out of the scope.

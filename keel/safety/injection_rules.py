@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from activities.safety.common import MEDIUM, STRONG, WEAK, Rule, rule
+from keel.safety.common import MEDIUM, STRONG, WEAK, Rule, rule
 
 _ANY = r"[^.\n]{0,40}?"  # a short gap inside one sentence
 _DET = r"(?:(?:all|any|the|your|my|these|those|its|of|every|previous|prior)\s+){0,4}"

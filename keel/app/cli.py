@@ -16,7 +16,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from keel.devstack import DevStack, StackError
+from keel.app.devstack import DevStack, StackError
 from keel.settings import Settings, settings
 
 app = typer.Typer(
@@ -296,8 +296,8 @@ def ask(
     wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for the answer.")] = 60.0,
 ) -> None:
     """Ask a question of your documents (RAG) through the Keel API."""
-    from keel.ask import AskError, AskOptions, render
-    from keel.ask import ask as send
+    from keel.app.ask import AskError, AskOptions, render
+    from keel.app.ask import ask as send
 
     filters = {
         "departments": department or [],
@@ -340,8 +340,8 @@ def eval_cmd(
     ] = None,
 ) -> None:
     """Seed the evaluation corpus and report retrieval and answer quality."""
+    from keel.app.rag_eval import EvalOptions, print_report, run_eval
     from keel.evaluation.dataset import DatasetError
-    from keel.rag_eval import EvalOptions, print_report, run_eval
 
     config = settings()
     options = EvalOptions(
@@ -384,8 +384,8 @@ def ingest(
     overlap_tokens: Annotated[int, typer.Option(min=0, help="Overlap between chunks.")] = 50,
 ) -> None:
     """Ingest files and folders (txt, md, html, pdf, jsonl) as one durable job."""
-    from keel.ask import AskError, resolve_key
-    from keel.ingest_client import IngestCliError, IngestRequest, follow, render, submit
+    from keel.app.ask import AskError, resolve_key
+    from keel.app.ingest_client import IngestCliError, IngestRequest, follow, render, submit
 
     config = settings()
     fields = {"title": title, "date": date, "department": department, "doc_type": doc_type}
@@ -490,8 +490,8 @@ ApiUrlOption = Annotated[str | None, typer.Option(help="Default: http://localhos
 
 def _runs_call(api_key: str | None, api_url: str | None, call: Any) -> Any:
     """Run `call(client)` against the API; user-facing failures exit with their message."""
-    from keel.ask import AskError, resolve_key
-    from keel.runs_client import RunsClient, RunsCliError
+    from keel.app.ask import AskError, resolve_key
+    from keel.app.runs_client import RunsClient, RunsCliError
 
     config = settings()
     try:
@@ -515,7 +515,7 @@ def runs_list(
     api_url: ApiUrlOption = None,
 ) -> None:
     """Your runs, newest first."""
-    from keel.runs_client import render_list
+    from keel.app.runs_client import render_list
 
     runs = _runs_call(
         api_key, api_url, lambda c: c.list(status=status, feature=feature, limit=limit)
@@ -530,7 +530,7 @@ def runs_show(
     api_url: ApiUrlOption = None,
 ) -> None:
     """Status, progress, the pending escalation (question, draft), result and cost."""
-    from keel.runs_client import render_run
+    from keel.app.runs_client import render_run
 
     render_run(console, _runs_call(api_key, api_url, lambda c: c.show(run_id)))
 
@@ -570,7 +570,7 @@ def runs_reject(
 
 
 def main() -> None:
-    """Entry point that also works as `python -m keel.cli`."""
+    """Entry point that also works as `python -m keel.app.cli`."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()
 

@@ -9,8 +9,8 @@ Topics follow the HarmBench and Do-Not-Answer taxonomies.
 
 from __future__ import annotations
 
-from activities.safety.common import MEDIUM, STRONG, WEAK, Rule, noisy_or, rule
-from activities.safety.normalize import View, views
+from keel.safety.common import MEDIUM, STRONG, WEAK, Rule, noisy_or, rule
+from keel.safety.normalize import View, views
 
 _MAKE = (
     r"(?:mak(?:e|es|ing)|build\w*|construct\w*|assembl\w*|synthesi[sz]\w*|manufactur\w*|"

@@ -1,7 +1,7 @@
 """The offline prompt-injection classifier: TF-IDF (word 1-2 grams + char 3-5 grams) + logistic
 regression, run in plain Python from a small JSON bundle.
 
-The bundle is trained by `activities/safety/train_injection_model.py` (scikit-learn, offline,
+The bundle is trained by `keel/safety/train_injection_model.py` (scikit-learn, offline,
 on the MIT-licensed S-Labs prompt-injection set); its metadata records the data, the
 hyperparameters and the held-out scores. Inference needs no scikit-learn: the vectoriser is
 re-implemented here exactly (sublinear tf, smoothed idf, L2 norm per block), which the

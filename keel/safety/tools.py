@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from activities.safety.common import MEDIUM, STRONG, WEAK, Rule, allow, noisy_or, rule
-from activities.safety.normalize import normalize
 from keel.contracts.safety import SafetyVerdict, ToolPolicy
+from keel.safety.common import MEDIUM, STRONG, WEAK, Rule, allow, noisy_or, rule
+from keel.safety.normalize import normalize
 
 SQL_RULES: tuple[Rule, ...] = (
     rule(

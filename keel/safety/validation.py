@@ -12,9 +12,9 @@ import math
 import re
 import unicodedata
 
-from activities.safety.common import allow, most_severe
-from activities.safety.normalize import BIDI_CONTROLS, INVISIBLE, TAG_RANGE, normalize
 from keel.contracts.safety import Action, SafetyVerdict, ValidationPolicy
+from keel.safety.common import allow, most_severe
+from keel.safety.normalize import BIDI_CONTROLS, INVISIBLE, TAG_RANGE, normalize
 
 _ALLOWED_CONTROLS = frozenset("\n\t")
 _MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "billion": 1e9,

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from activities.safety.classifier import default_classifier
-from activities.safety.common import allow, noisy_or
-from activities.safety.injection_rules import RULES, is_mentioned
-from activities.safety.normalize import View, views
 from keel.contracts.safety import InjectionPolicy, SafetyVerdict
+from keel.safety.classifier import default_classifier
+from keel.safety.common import allow, noisy_or
+from keel.safety.injection_rules import RULES, is_mentioned
+from keel.safety.normalize import View, views
 
 Channel = Literal["user", "document", "tool_output"]
 

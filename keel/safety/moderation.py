@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from activities.safety.common import allow, most_severe
-from activities.safety.harmful import harmful_score
-from activities.safety.pii import canonical, find_pii
 from keel.contracts.safety import Action, ModerationPolicy, PiiFinding, SafetyVerdict
+from keel.safety.common import allow, most_severe
+from keel.safety.harmful import harmful_score
+from keel.safety.pii import canonical, find_pii
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # The standard refusal shares words with most RAG system prompts ("...say you don't have

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import re
 
-from activities.providers.local import NOT_ENOUGH_INFORMATION
 from keel.contracts.rag import Citation, SourceRef
+
+# What every answerer (the offline one included) says when the sources do not hold the answer.
+NOT_ENOUGH_INFORMATION = (
+    "I don't have enough information to answer that from the provided documents."
+)
 
 PROMPT_VERSION = "rag-v1"  # part of the answer-cache key: a new prompt never serves old answers
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from activities.safety.common import combine
-from activities.safety.grounding import check_grounding
-from activities.safety.injection import Channel, detect_injection
-from activities.safety.moderation import moderate_input, moderate_output
-from activities.safety.pii import detect_pii
-from activities.safety.validation import validate_input
 from keel.contracts.safety import SafetyPolicy, SafetyVerdict
+from keel.safety.common import combine
+from keel.safety.grounding import check_grounding
+from keel.safety.injection import Channel, detect_injection
+from keel.safety.moderation import moderate_input, moderate_output
+from keel.safety.pii import detect_pii
+from keel.safety.validation import validate_input
 
 
 def check_input(text: str, policy: SafetyPolicy | None = None) -> SafetyVerdict:

@@ -42,10 +42,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from activities.embedding import Embedder
 from activities.providers.local import LocalExtractiveProvider
 from activities.rag.context import assemble_context
-from activities.rag.prompt import cited_numbers, system_prompt, user_message
 from activities.rag.query import process_query
 from activities.rag.rerank import CrossEncoders, rerank_hits, shared_cross_encoders
 from activities.rag.search import fuse, keyword_search, vector_search
+from keel.app.rag_seed import EmbeddingCache, Passage, seed_passages
 from keel.contracts.llm import ChatMessage, LlmRequest
 from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters
 from keel.evaluation import (
@@ -63,7 +63,7 @@ from keel.evaluation import (
     says_not_enough_information,
 )
 from keel.evaluation import Passage as EvalPassage
-from keel.rag_seed import EmbeddingCache, Passage, seed_passages
+from keel.rag.prompt import cited_numbers, system_prompt, user_message
 from keel.settings import Settings
 
 MODES = ("vector", "keyword", "hybrid", "hybrid+rerank")
@@ -408,7 +408,7 @@ async def _answer(
     passage_of: dict[int, str],
 ) -> dict[str, Any]:
     """Stages 5 and 6 with the offline provider and the production prompt."""
-    from activities.safety import grounded_share
+    from keel.safety import grounded_share
 
     assembled = await assemble_context(
         engine, tenant_id=tenant_id, hits=top, token_budget=rag.context_token_budget

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from activities.safety.policy import check_document
 from keel.contracts.safety import SafetyPolicy
+from keel.safety.policy import check_document
 
 # Sentence ends and line breaks, kept so the rest of the text keeps its shape.
 _BOUNDARY = re.compile(r"((?<=[.!?])\s+|\n+)")

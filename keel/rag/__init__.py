@@ -1,0 +1,1 @@
+"""The RAG pipeline's pure domain code: prompts, citations and their versions."""
