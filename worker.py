@@ -128,8 +128,6 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
             ]
         )
 
-    from activities.safety_checks import SafetyActivities
-
     from activities.agent_tools import AgentToolActivities
     from activities.agents import AgentActivities
     from activities.gateway import GatewayActivities
@@ -137,6 +135,7 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     from activities.providers import build_providers
     from activities.rag.activities import RagActivities
     from activities.redteam import RedTeamActivities
+    from activities.safety_checks import SafetyActivities
 
     diagnostics = DiagnosticsActivities(device="cpu")
     gateway = GatewayActivities(

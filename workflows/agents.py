@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
+    from activities.agents import AgentActivities
     from agents import prompts
     from agents.protocol import (
         CriticReply,
@@ -55,7 +56,6 @@ with workflow.unsafe.imports_passed_through():
         Finding,
         LoopState,
         PlanStep,
-        RagChildAnswer,
         RagSearchArgs,
         RejectInput,
         RoleSpec,
@@ -84,6 +84,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.guards.costing import total_tokens
     from workflows.common import publish_status, run_attributes
     from workflows.llm import call_model
+    from workflows.rag import RagQueryWorkflow
 
 LOCAL = timedelta(seconds=10)
 SAFETY_PATCH = "agent-draft-safety-check"
@@ -311,15 +312,14 @@ class AgentTeamWorkflow:
     async def _safety_check(self, draft: str) -> SafetyFlag:
         request = self._request
         try:
-            flag: SafetyFlag = await workflow.execute_activity(
-                "agent_safety_check",
+            flag: SafetyFlag = await workflow.execute_activity_method(
+                AgentActivities.safety_check,
                 SafetyCheckInput(
                     tenant=request.context.tenant,
                     tenant_id=request.context.tenant_id,
                     text=draft,
                     task=request.task,
                 ),
-                result_type=SafetyFlag,
                 task_queue=request.gateway.cpu_queue or workflow.info().task_queue,
                 start_to_close_timeout=TOOL_TIMEOUT,
                 retry_policy=TOOL_RETRY,
@@ -486,8 +486,8 @@ class AgentTeamWorkflow:
             max_usd=None if cap.max_usd is None else max(cap.max_usd - state.budget.spent_usd, 0.0),
         )
         try:
-            answer: RagChildAnswer = await workflow.execute_child_workflow(
-                "RagQueryWorkflow",
+            answer = await workflow.execute_child_workflow(
+                RagQueryWorkflow.run,
                 RagQueryRequest(
                     question=args.question,
                     context=request.context.model_copy(update={"run_budget": remaining}),
@@ -496,7 +496,6 @@ class AgentTeamWorkflow:
                 ),
                 id=f"{info.workflow_id}-rag-{state.tool_calls}",
                 task_queue=request.tools.rag_task_queue or info.task_queue,
-                result_type=RagChildAnswer,
                 execution_timeout=timedelta(seconds=request.tools.rag_timeout_seconds),
                 search_attributes=run_attributes(request.context.tenant, "rag"),
             )
@@ -811,8 +810,8 @@ class AgentTeamWorkflow:
         # A regular activity, not a local one: it ends the workflow task, so a run whose turns
         # are all cache hits (local activities only) still records each step in history as
         # it goes, and its history length (the continue-as-new trigger) stays current.
-        await workflow.execute_activity(
-            "agent_transcript_append",
+        await workflow.execute_activity_method(
+            AgentActivities.transcript_append,
             batch,
             task_queue=self._request.gateway.cpu_queue or workflow.info().task_queue,
             start_to_close_timeout=LOCAL,

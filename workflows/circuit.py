@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.gateway import GatewayActivities
     from keel.contracts.gateway import CircuitAdmission, CircuitOutcome
     from keel.contracts.guards import CircuitConfig, CircuitState, Transition
     from keel.guards.circuit import allow_request, record_failure, record_success
@@ -48,8 +49,8 @@ class CircuitBreakerWorkflow:
     async def _publish(self) -> None:
         # Workers read the mirrored state to admit calls to a closed circuit without asking.
         publish_status(self.state.state)
-        await workflow.execute_local_activity(
-            "circuit_publish",
+        await workflow.execute_local_activity_method(
+            GatewayActivities.circuit_publish,
             args=[workflow.info().workflow_id, self.state],
             start_to_close_timeout=timedelta(seconds=10),
         )

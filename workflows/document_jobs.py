@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.agents import AgentActivities
     from agents import prompts
     from agents.protocol import parse_reply
     from agents.registry import output_model
@@ -50,14 +51,13 @@ class DocumentAgentWorkflow:
 
     @workflow.run
     async def run(self, task: DocumentTask) -> DocumentOutcome:
-        document: DocumentText = await workflow.execute_activity(
-            "agent_document_text",
+        document: DocumentText = await workflow.execute_activity_method(
+            AgentActivities.document_text,
             DocumentTextRequest(
                 tenant_id=task.context.tenant_id,
                 document_id=task.document_id,
                 max_chars=task.max_chars,
             ),
-            result_type=DocumentText,
             start_to_close_timeout=QUICK_TIMEOUT,
             retry_policy=QUICK_RETRY,
         )
@@ -96,8 +96,8 @@ class DocumentAgentWorkflow:
             cost_usd=budget.spent_usd,
             items=len(getattr(parsed, "key_points", []) or []) if parsed is not None else 0,
         )
-        await workflow.execute_activity(
-            "agent_document_store_result",
+        await workflow.execute_activity_method(
+            AgentActivities.document_store_result,
             DocumentResultWrite(
                 job_id=task.job_id,
                 tenant_id=task.context.tenant_id,
@@ -145,15 +145,14 @@ class DocumentJobWorkflow:
                     )
                 )
             left = request.max_documents - self._done - self._failed
-            page: DocumentPage = await workflow.execute_activity(
-                "agent_document_page",
+            page: DocumentPage = await workflow.execute_activity_method(
+                AgentActivities.document_page,
                 DocumentPageRequest(
                     tenant_id=request.context.tenant_id,
                     filter=request.filter,
                     after_id=after,
                     limit=min(request.page_size, left),
                 ),
-                result_type=DocumentPage,
                 start_to_close_timeout=QUICK_TIMEOUT,
                 retry_policy=QUICK_RETRY,
             )

@@ -27,6 +27,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.ingest import IngestActivities
     from keel.contracts.ingest import (
         BatchPlan,
         BatchRef,
@@ -36,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         IngestProgress,
         IngestResult,
         JobRef,
-        JobSummary,
         PlanRequest,
     )
     from workflows.common import publish_status
@@ -110,8 +110,8 @@ class IngestWorkflow:
 
     async def _plan(self, job: IngestJob, cursor: int) -> BatchPlan:
         first = self._progress.files_total == 0 and job.progress is None
-        plan: BatchPlan = await workflow.execute_local_activity(
-            "ingest_plan",
+        plan: BatchPlan = await workflow.execute_local_activity_method(
+            IngestActivities.plan,
             PlanRequest(
                 job_id=job.job_id,
                 after=cursor,
@@ -119,7 +119,6 @@ class IngestWorkflow:
                 max_batches=2 * job.options.max_concurrent_batches,
                 count_total=first,
             ),
-            result_type=BatchPlan,
             start_to_close_timeout=QUICK_TIMEOUT,
             retry_policy=QUICK_RETRY,
         )
@@ -176,10 +175,9 @@ class IngestWorkflow:
     async def _finish(self, job: IngestJob) -> IngestResult:
         self._progress.state = "finishing"
         ref = JobRef(job_id=job.job_id, tenant=job.tenant)
-        summary = await workflow.execute_activity(
-            "ingest_summarize",
+        summary = await workflow.execute_activity_method(
+            IngestActivities.summarize,
             ref,
-            result_type=JobSummary,
             start_to_close_timeout=JOB_STEP_TIMEOUT,
             retry_policy=QUICK_RETRY,
         )
@@ -215,10 +213,9 @@ class IngestWorkflow:
         publish_status("cancelled")
 
     async def _cleanup(self, ref: JobRef) -> None:
-        await workflow.execute_activity(
-            "ingest_cleanup",
+        await workflow.execute_activity_method(
+            IngestActivities.cleanup,
             ref,
-            result_type=int,
             start_to_close_timeout=JOB_STEP_TIMEOUT,
             retry_policy=QUICK_RETRY,
         )

@@ -11,6 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.redteam import RedTeamActivities
     from keel.contracts.redteam import ScreenBatch, ScreenResult
     from keel.contracts.safety import SafetyVerdict
     from workflows.policies import QUICK_RETRY
@@ -22,10 +23,9 @@ class SafetyScreenWorkflow:
     async def run(self, batch: ScreenBatch) -> ScreenResult:
         verdicts: dict[str, SafetyVerdict] = {}
         for case in batch.cases:
-            verdicts[case.id] = await workflow.execute_local_activity(
-                "safety_screen_case",
+            verdicts[case.id] = await workflow.execute_local_activity_method(
+                RedTeamActivities.screen_case,
                 case,
-                result_type=SafetyVerdict,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=QUICK_RETRY,
             )

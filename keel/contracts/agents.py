@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from keel.contracts.gateway import CallContext, GatewayConfig
 from keel.contracts.guards import BudgetState, Tier
-from keel.contracts.llm import ChatMessage, Usage
+from keel.contracts.llm import ChatMessage
 from keel.contracts.rag import RagConfig
 
 RoleKind = Literal["planner", "specialist", "critic", "extractor"]
@@ -228,25 +228,6 @@ class ToolOutput(BaseModel):
     ok: bool
     text: str
     data: dict[str, Any] = Field(default_factory=dict)
-
-
-class RagChildCitation(BaseModel):
-    source: int = 0
-    document_id: str = ""
-    title: str = ""
-
-
-class RagChildAnswer(BaseModel):
-    """The part of the child's answer the tool reads (other fields are ignored)."""
-
-    answer: str = ""
-    status: str = ""
-    citations: list[RagChildCitation] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    cost_usd: float = 0.0
-
-
-# --- the loop ------------------------------------------------------------------------------
 
 
 class PlanStep(BaseModel):
