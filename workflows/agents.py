@@ -22,7 +22,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -84,30 +83,14 @@ with workflow.unsafe.imports_passed_through():
     from keel.guards.costing import total_tokens
     from workflows.common import publish_status, run_attributes
     from workflows.llm import call_model
+    from workflows.policies import LOCAL_TIMEOUT as LOCAL
+    from workflows.policies import TOOL_HEARTBEAT, TOOL_RETRY, TOOL_TIMEOUT, TRANSCRIPT_RETRY
     from workflows.rag import RagQueryWorkflow
 
-LOCAL = timedelta(seconds=10)
 SAFETY_PATCH = "agent-draft-safety-check"
 RECENT_TURNS = 20
 HISTORY_LINES = 3
 MAX_DECISIONS = 20
-# A transcript write must not fail the run: retry until Postgres is back.
-TRANSCRIPT_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,
-)
-TOOL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=3,
-)
-TOOL_TIMEOUT = timedelta(seconds=30)
-# Long enough for a busy worker to send the next beat, short enough that a dead worker's
-# fetch is retried elsewhere within seconds rather than after the whole timeout.
-TOOL_HEARTBEAT = timedelta(seconds=10)
 STOP_STATUS: dict[str, AgentRunStatus] = {
     "budget_exhausted": "budget_exhausted",
     "tenant_budget_exhausted": "tenant_budget_exhausted",

@@ -8,7 +8,7 @@ current state is also published in the `KeelStatus` search attribute.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 
@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts.guards import CircuitConfig, CircuitState, Transition
     from keel.guards.circuit import allow_request, record_failure, record_success
     from workflows.common import publish_status
+    from workflows.policies import LOCAL_TIMEOUT
 
 # Each acquire/report adds a few events; start afresh long before the 10k-event warning.
 EVENTS_BEFORE_CONTINUE = 2_000
@@ -52,7 +53,7 @@ class CircuitBreakerWorkflow:
         await workflow.execute_local_activity_method(
             GatewayActivities.circuit_publish,
             args=[workflow.info().workflow_id, self.state],
-            start_to_close_timeout=timedelta(seconds=10),
+            start_to_close_timeout=LOCAL_TIMEOUT,
         )
 
     async def _apply(self, transition: Transition | None, *, failures_changed: bool) -> None:

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
         PingResult,
         WorkerInfo,
     )
-    from workflows.policies import QUICK_RETRY
+    from workflows.policies import LOCAL_TIMEOUT, QUICK_RETRY
 
 
 @workflow.defn
@@ -52,11 +52,11 @@ class LatencyProbeWorkflow:
         for step in range(request.steps):
             if request.kind == "activity":
                 total += await workflow.execute_activity(
-                    checksum_step, step, start_to_close_timeout=timedelta(seconds=10)
+                    checksum_step, step, start_to_close_timeout=LOCAL_TIMEOUT
                 )
             elif request.kind == "local_activity":
                 total += await workflow.execute_local_activity(
-                    checksum_step, step, start_to_close_timeout=timedelta(seconds=10)
+                    checksum_step, step, start_to_close_timeout=LOCAL_TIMEOUT
                 )
             else:
                 total += step * 31 % 7

@@ -15,22 +15,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from keel.contracts.ingest import BatchRef, BatchResult, StageCounts
-    from keel.errors import NON_RETRYABLE
-    from workflows.policies import BATCH_RETRY, BATCH_TIMEOUT
-
-# Deterministic failures (a bad input) fail the batch at once; everything else is retried.
-STAGE_RETRY = RetryPolicy(
-    initial_interval=BATCH_RETRY.initial_interval,
-    backoff_coefficient=BATCH_RETRY.backoff_coefficient,
-    maximum_interval=BATCH_RETRY.maximum_interval,
-    maximum_attempts=BATCH_RETRY.maximum_attempts,
-    non_retryable_error_types=sorted(t.value for t in NON_RETRYABLE),
-)
+    from workflows.policies import BATCH_TIMEOUT, STAGE_RETRY
 
 
 @workflow.defn

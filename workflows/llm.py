@@ -16,7 +16,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -39,24 +38,19 @@ with workflow.unsafe.imports_passed_through():
     )
     from keel.contracts.guards import BudgetState, RouteDecision
     from keel.contracts.llm import LlmRequest
-    from keel.errors import NON_RETRYABLE
     from keel.guards.budget import check_before_call, reconcile, tenant_budget_status
     from keel.guards.cache_key import exact_key, query_text
     from keel.guards.costing import estimate_cost, estimate_tokens, total_tokens
     from keel.guards.routing import route, score_complexity
     from workflows.common import publish_status
-    from workflows.policies import PROVIDER_RETRY, PROVIDER_TIMEOUT, QUICK_RETRY
-
-LOCAL = timedelta(seconds=10)
-# Fail fast on these: retrying or falling back cannot fix a request the provider refused.
-FAIL_FAST = {t.value for t in NON_RETRYABLE} | {"ProviderNotConfigured"}
-PROVIDER_RETRY_POLICY = RetryPolicy(
-    initial_interval=PROVIDER_RETRY.initial_interval,
-    backoff_coefficient=PROVIDER_RETRY.backoff_coefficient,
-    maximum_interval=PROVIDER_RETRY.maximum_interval,
-    maximum_attempts=PROVIDER_RETRY.maximum_attempts,
-    non_retryable_error_types=sorted(FAIL_FAST),
-)
+    from workflows.policies import (
+        BREAKER_RETRY,
+        FAIL_FAST,
+        PROVIDER_RETRY_POLICY,
+        PROVIDER_TIMEOUT,
+        QUICK_RETRY,
+    )
+    from workflows.policies import LOCAL_TIMEOUT as LOCAL
 
 
 def circuit_workflow_id(scope: str, model: str) -> str:
@@ -287,7 +281,7 @@ async def _admitted(circuit_id: str, config: GatewayConfig) -> bool:
             GatewayActivities.circuit_acquire,
             args=[circuit_id, config.circuit],
             start_to_close_timeout=LOCAL,
-            retry_policy=RetryPolicy(maximum_attempts=2),
+            retry_policy=BREAKER_RETRY,
         )
     except ActivityError:
         workflow.logger.warning("circuit breaker %s unreachable; admitting the call", circuit_id)

@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -79,20 +78,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.common import publish_status
     from workflows.llm import call_model
-    from workflows.policies import QUICK_RETRY
+    from workflows.policies import LOCAL_TIMEOUT, QUICK_RETRY, RERANK_RETRY
 
 M = TypeVar("M", bound=BaseModel)
 A = TypeVar("A")
 
-LOCAL_TIMEOUT = timedelta(seconds=10)
-# A reranker failure is usually a worker without the model or an exhausted device: a couple
-# of quick retries (possibly on another gpu worker), then the hybrid order is good enough.
-RERANK_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=3,
-)
 REFUSED = "I can't help with that request."
 SEARCH_DOWN = (
     "I can't search the documents right now, so I can't give an answer grounded in them. "
