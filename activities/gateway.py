@@ -42,7 +42,7 @@ from keel.contracts.gateway import (
 )
 from keel.contracts.guards import CircuitConfig, CircuitState
 from keel.contracts.llm import LlmRequest, Usage
-from keel.guards.costing import cost_usd
+from keel.guards.costing import cost_usd, total_tokens
 from keel.safety.pii import redact, restore, restore_map
 from keel.settings import Settings
 from keel.telemetry import CACHE_LOOKUPS, activity_context
@@ -211,7 +211,7 @@ class GatewayActivities:
             )
             if written:
                 await charge_rate_limits(
-                    self.redis, call.context.api_key_id, usage_tokens(response.usage)
+                    self.redis, call.context.api_key_id, total_tokens(response.usage)
                 )
             await self._report(call, True, admitted_at)
             return result
@@ -359,12 +359,3 @@ def redacted(call: ProviderCall) -> tuple[LlmRequest, dict[str, str]]:
     user_text = "\n".join(m.content for m in call.request.messages if m.role == "user")
     request = call.request.model_copy(update={"messages": messages, "system": system})
     return request, restore_map(findings, user_text)
-
-
-def usage_tokens(usage: Usage) -> int:
-    return (
-        usage.input_tokens
-        + usage.output_tokens
-        + usage.cached_input_tokens
-        + usage.cache_write_tokens
-    )

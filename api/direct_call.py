@@ -42,7 +42,6 @@ from activities.gateway import (
     report_outcome,
     store_exact,
     tenant_spend,
-    usage_tokens,
 )
 from activities.ledger import LedgerRow, charge_rate_limits, record
 from activities.providers import Provider
@@ -69,7 +68,7 @@ from keel.contracts.guards import BudgetState
 from keel.contracts.llm import LlmRequest, LlmResponse, Usage
 from keel.guards.budget import check_before_call, tenant_budget_status
 from keel.guards.cache_key import exact_key, query_text
-from keel.guards.costing import cost_usd, estimate_cost
+from keel.guards.costing import cost_usd, estimate_cost, total_tokens
 from keel.settings import Settings
 from keel.telemetry import CACHE_LOOKUPS
 from workflows.llm import circuit_workflow_id, plan, prompt_tokens, provider_for
@@ -237,7 +236,7 @@ async def serve_direct(
     stores = _store(clients, config, probe, response, call, gateway, vector)
     await asyncio.gather(
         record(clients.engine, row, flush_wal=False),
-        charge_rate_limits(clients.redis, context.api_key_id, usage_tokens(response.usage)),
+        charge_rate_limits(clients.redis, context.api_key_id, total_tokens(response.usage)),
         stores if cacheable else asyncio.sleep(0),
     )
     if circuit.consecutive_failures:
