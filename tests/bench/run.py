@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.bench import gateway, ingest, rag, scale, step_overhead
+from tests.bench import gateway, ingest, load, rag, scale, step_overhead
 from tests.bench.common import Entry, markdown
 
 BENCHMARKS: list[Callable[[], Awaitable[Entry]]] = [
@@ -19,6 +19,7 @@ BENCHMARKS: list[Callable[[], Awaitable[Entry]]] = [
     rag.run,
     ingest.run,
     scale.run,
+    load.run,
 ]
 OUT = Path("bench-results")
 
