@@ -51,15 +51,17 @@ QUESTIONS = [
 ROUTES = ("rag, cached", "rag, uncached", "model call")
 
 
-def _request(rng: random.Random, client: int, n: int) -> tuple[str, str, dict[str, Any]]:
+def _request(
+    rng: random.Random, phase: str, client: int, n: int
+) -> tuple[str, str, dict[str, Any]]:
     roll = rng.random()
     if roll < 0.4:
         question = rng.choice(QUESTIONS)
         return ROUTES[0], "/v1/rag/query", {"question": question, "wait_seconds": WAIT_SECONDS}
     if roll < 0.7:
-        question = f"{rng.choice(QUESTIONS)} (client {client}, request {n})"
+        question = f"{rng.choice(QUESTIONS)} ({phase}: client {client}, request {n})"
         return ROUTES[1], "/v1/rag/query", {"question": question, "wait_seconds": WAIT_SECONDS}
-    prompt = f"Summarise in one line: request {n} of client {client} about travel policy."
+    prompt = f"Summarise in one line: {phase} request {n} of client {client}, travel policy."
     body = {
         "call": {"messages": [{"role": "user", "content": prompt}], "max_tokens": 64},
         "feature": "load",
@@ -71,6 +73,7 @@ def _request(rng: random.Random, client: int, n: int) -> tuple[str, str, dict[st
 async def _client(
     http: httpx.AsyncClient,
     headers: dict[str, str],
+    phase: str,
     client: int,
     until: float,
     results: list[tuple[str, str, float]],
@@ -78,7 +81,7 @@ async def _client(
     rng = random.Random(1000 + client)
     n = 0
     while time.monotonic() < until:
-        route, path, body = _request(rng, client, n)
+        route, path, body = _request(rng, phase, client, n)
         n += 1
         started = time.perf_counter()
         try:
@@ -90,14 +93,15 @@ async def _client(
 
 
 async def _phase(
-    base: str, headers: dict[str, str], kill: WorkerProcess | None
+    base: str, headers: dict[str, str], phase: str, kill: WorkerProcess | None
 ) -> list[tuple[str, str, float]]:
     results: list[tuple[str, str, float]] = []
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     async with httpx.AsyncClient(base_url=base, timeout=WAIT_SECONDS + 30, limits=limits) as http:
         until = time.monotonic() + SECONDS
         clients = [
-            asyncio.create_task(_client(http, headers, c, until, results)) for c in range(CLIENTS)
+            asyncio.create_task(_client(http, headers, phase, c, until, results))
+            for c in range(CLIENTS)
         ]
         if kill is not None:
             await asyncio.sleep(SECONDS / 2)
@@ -149,8 +153,9 @@ async def run() -> Entry:
                         await http.post(
                             "/v1/rag/query", json={"question": question}, headers=headers
                         )
-                _report(entry, "steady", await _phase(base, headers, None))
-                _report(entry, "cpu worker killed halfway", await _phase(base, headers, workers[0]))
+                _report(entry, "steady", await _phase(base, headers, "steady", None))
+                killed = await _phase(base, headers, "kill", workers[0])
+                _report(entry, "cpu worker killed halfway", killed)
         finally:
             for worker in workers:
                 worker.stop()
