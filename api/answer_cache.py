@@ -31,7 +31,7 @@ from keel.clients import Clients
 from keel.contracts.gateway import CacheHit, CacheProbe
 from keel.contracts.llm import Usage
 from keel.contracts.rag import AnswerCacheLayer, RagAnswer, RagQueryRequest
-from keel.contracts.safety import SafetyPolicy
+from keel.contracts.safety import SafetyPolicy, SafetyVerdict
 from keel.corpus import corpus_generation
 from keel.guards.answer_key import ANSWER_SCOPE, answer_key, answer_scope
 from keel.guards.cache_key import normalise
@@ -43,6 +43,13 @@ POLICY = SafetyPolicy()
 
 def hit_id() -> str:
     return f"rag-hit-{uuid.uuid4().hex}"
+
+
+@lru_cache(maxsize=4096)
+def _checked(question: str) -> SafetyVerdict:
+    """The input check of a question (pure, so a repeated question, which is what a cache hit
+    is, is checked once per process; ~1.3 ms saved)."""
+    return check_input(question, POLICY)
 
 
 @lru_cache(maxsize=2)
@@ -57,7 +64,7 @@ async def serve_hit(
     started = time.perf_counter()
     if not request.rag.answer_cache:
         return None
-    verdict = check_input(request.question, POLICY)
+    verdict = _checked(request.question)
     if verdict.blocked or verdict.redacted_text is not None:
         return None  # the workflow records the refusal or serves the redacted question
     async with clients.engine.connect() as conn:
