@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +45,7 @@ from keel.contracts.gateway import (
 )
 from keel.contracts.guards import CircuitConfig, CircuitState
 from keel.contracts.llm import LlmRequest, Usage
+from keel.errors import ErrorType, failure
 from keel.guards.costing import cost_usd, total_tokens
 from keel.safety.pii import redact, restore, restore_map
 from keel.settings import Settings
@@ -54,6 +58,19 @@ STALE_TTL = timedelta(days=7)  # how long an answer stays usable as the last-res
 # The breaker entity (`workflows.circuit.CircuitBreakerWorkflow`), named: activities sit
 # below workflows and do not import them.
 CIRCUIT_WORKFLOW = "CircuitBreakerWorkflow"
+
+
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+@contextmanager
+def cache_down() -> Iterator[None]:
+    """Redis errors as a non-retryable `CacheUnavailable` failure (see `keel.errors`)."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        CACHE_LOOKUPS.labels("exact", "unavailable").inc()
+        raise failure(ErrorType.CACHE_UNAVAILABLE, f"redis is unreachable: {exc}") from exc
 
 
 def circuit_key(circuit_id: str) -> str:
@@ -81,8 +98,13 @@ class GatewayActivities:
     # -- exact cache ---------------------------------------------------------------------
     @activity.defn(name="exact_cache_lookup")
     async def exact_cache_lookup(self, probe: CacheProbe) -> CacheHit | None:
-        """The cached answer for this exact request, if any; a hit is written to the ledger."""
-        with activity_context(probe.context.tenant):
+        """The cached answer for this exact request, if any; a hit is written to the ledger.
+
+        Raises:
+            ApplicationError: `CacheUnavailable` (not retried) when Redis cannot be reached:
+                the workflow answers without the cache instead of waiting on retries.
+        """
+        with activity_context(probe.context.tenant), cache_down():
             stored = await self.redis.get(probe.key)
             if stored is None:
                 CACHE_LOOKUPS.labels("exact", "miss").inc()
@@ -97,7 +119,8 @@ class GatewayActivities:
     @activity.defn(name="stale_cache_lookup")
     async def stale_cache_lookup(self, probe: CacheProbe) -> CacheHit | None:
         """Last resort when every provider failed: an older answer to the same request."""
-        stored = await self.redis.get(probe.key + ":stale")
+        with cache_down():
+            stored = await self.redis.get(probe.key + ":stale")
         if stored is None:
             return None
         hit = CacheHit.model_validate_json(stored).model_copy(update={"layer": "stale"})
@@ -107,7 +130,8 @@ class GatewayActivities:
     @activity.defn(name="exact_cache_store")
     async def exact_cache_store(self, write: CacheWrite) -> None:
         """Store the answer under its exact key, plus a long-lived stale copy for fallback."""
-        await store_exact(self.redis, write)
+        with cache_down():
+            await store_exact(self.redis, write)
 
     # -- budgets -------------------------------------------------------------------------
     @activity.defn(name="tenant_spend")
@@ -209,11 +233,16 @@ class GatewayActivities:
                     cache_layer=layer,
                 ),
             )
-            if written:
-                await charge_rate_limits(
-                    self.redis, call.context.api_key_id, total_tokens(response.usage)
-                )
-            await self._report(call, True, admitted_at)
+            # The call succeeded and is in the ledger: neither the rate-limit charge nor the
+            # breaker report may fail the attempt now (a retry would call the provider again).
+            try:
+                if written:
+                    await charge_rate_limits(
+                        self.redis, call.context.api_key_id, total_tokens(response.usage)
+                    )
+                await self._report(call, True, admitted_at)
+            except REDIS_DOWN as exc:
+                log.warning("after a successful call, redis is unreachable: %s", exc)
             return result
 
     def _prices(self, model: str) -> dict[str, Any]:

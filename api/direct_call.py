@@ -29,6 +29,7 @@ written beside the response (an entry lost to a crash only costs a later miss).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -37,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from activities.gateway import (
+    REDIS_DOWN,
     mirrored_state,
     priced,
     report_outcome,
@@ -131,16 +133,19 @@ async def serve_direct(
         workflow_id=served,
     )
     # The lookups a miss needs anyway run side by side with the cache lookup.
-    looked, spend, circuits = await asyncio.gather(
-        _cached(clients, config, probe, gateway) if cacheable else _nothing(),
-        tenant_spend(clients.engine, context.tenant_id),
-        asyncio.gather(
-            *(
-                mirrored_state(clients.redis, circuit_workflow_id(gateway.circuit_scope, m))
-                for m in models
-            )
-        ),
-    )
+    try:
+        looked, spend, circuits = await asyncio.gather(
+            _cached(clients, config, probe, gateway) if cacheable else _nothing(),
+            tenant_spend(clients.engine, context.tenant_id),
+            asyncio.gather(
+                *(
+                    mirrored_state(clients.redis, circuit_workflow_id(gateway.circuit_scope, m))
+                    for m in models
+                )
+            ),
+        )
+    except REDIS_DOWN:
+        return None  # no cache, no breaker state: the workflow answers without them
     hit, vector = looked
     if hit is not None:
         await _record_hit(clients, served, probe, hit, started)
@@ -234,21 +239,28 @@ async def serve_direct(
     # The key is this request's own, so the row is always new: charge the rate limits and
     # write the exact cache while it commits.
     stores = _store(clients, config, probe, response, call, gateway, vector)
-    await asyncio.gather(
+    written, *redis_work = await asyncio.gather(
         record(clients.engine, row, flush_wal=False),
         charge_rate_limits(clients.redis, context.api_key_id, total_tokens(response.usage)),
         stores if cacheable else asyncio.sleep(0),
+        return_exceptions=True,
     )
+    if isinstance(written, BaseException):
+        raise written  # the ledger is Postgres: without it the call must not look free
+    for failed in redis_work:  # the answer stands; the cache or rate-limit write is lost
+        if isinstance(failed, BaseException):
+            log.warning("after a successful call, a redis write failed: %s", failed)
     if circuit.consecutive_failures:
-        await report_outcome(
-            clients.temporal,
-            clients.redis,
-            circuit_id,
-            gateway.circuit,
-            task_queue=config.task_queue_cpu,
-            success=True,
-            admitted_at=admitted_at,
-        )
+        with contextlib.suppress(*REDIS_DOWN):
+            await report_outcome(
+                clients.temporal,
+                clients.redis,
+                circuit_id,
+                gateway.circuit,
+                task_queue=config.task_queue_cpu,
+                success=True,
+                admitted_at=admitted_at,
+            )
     result = ModelCallResult(
         ok=True,
         text=response.text,

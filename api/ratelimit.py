@@ -7,12 +7,16 @@ limit that was hit.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+from activities.gateway import REDIS_DOWN
 from api.deps import ClientsDep, PrincipalDep
 from api.errors import ApiError
 from keel.auth import Principal
+
+log = logging.getLogger(__name__)
 
 
 async def enforce_token_limits(principal: PrincipalDep, clients: ClientsDep) -> Principal:
@@ -23,7 +27,11 @@ async def enforce_token_limits(principal: PrincipalDep, clients: ClientsDep) -> 
     now_utc = datetime.now(UTC)
     minute_key = f"keel:rl:{principal.key_id}:m:{int(now) // 60}"
     day_key = f"keel:rl:{principal.key_id}:d:{now_utc:%Y%m%d}"
-    minute_used, day_used = await clients.redis.mget(minute_key, day_key)
+    try:
+        minute_used, day_used = await clients.redis.mget(minute_key, day_key)
+    except REDIS_DOWN as exc:  # limits cannot be read: serve, as the caches do without Redis
+        log.warning("token limits unreadable, redis is unreachable: %s", exc)
+        return principal
     checks = [
         ("tokens_per_minute", principal.tokens_per_minute, minute_used, 60 - int(now) % 60),
         (

@@ -31,6 +31,8 @@ class ErrorType(StrEnum):
     RATE_LIMITED = "RateLimited"
     SAFETY_BLOCKED = "SafetyBlocked"
     DEPENDENCY_DOWN = "DependencyDown"
+    # Redis (the exact caches) cannot be reached: the caller answers without the cache.
+    CACHE_UNAVAILABLE = "CacheUnavailable"
 
 
 NON_RETRYABLE: frozenset[ErrorType] = frozenset(
@@ -42,6 +44,7 @@ NON_RETRYABLE: frozenset[ErrorType] = frozenset(
         ErrorType.PROVIDER_REJECTED,
         ErrorType.BUDGET_EXHAUSTED,
         ErrorType.SAFETY_BLOCKED,
+        ErrorType.CACHE_UNAVAILABLE,
     }
 )
 

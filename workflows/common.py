@@ -11,6 +11,7 @@ from temporalio.common import (
     SearchAttributeUpdate,
     TypedSearchAttributes,
 )
+from temporalio.exceptions import ActivityError, ApplicationError
 
 TENANT = SearchAttributeKey.for_keyword("KeelTenant")
 FEATURE = SearchAttributeKey.for_keyword("KeelFeature")
@@ -35,3 +36,8 @@ def run_attributes(tenant: str, feature: str) -> TypedSearchAttributes:
             SearchAttributePair(STATUS, "running"),
         ]
     )
+
+
+# What a failed local activity raises in workflow code: an `ActivityError`, or (as seen with
+# temporalio 1.35 for a non-retryable failure) the activity's `ApplicationError` itself.
+LOCAL_ACTIVITY_FAILURES = (ActivityError, ApplicationError)

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.guards.cache_key import exact_key, query_text
     from keel.guards.costing import estimate_cost, estimate_tokens, total_tokens
     from keel.guards.routing import route, score_complexity
-    from workflows.common import publish_status
+    from workflows.common import LOCAL_ACTIVITY_FAILURES, publish_status
     from workflows.policies import (
         BREAKER_RETRY,
         FAIL_FAST,
@@ -244,12 +244,15 @@ async def call_model(
         ), budget
 
     if cacheable:
-        stale: CacheHit | None = await workflow.execute_local_activity_method(
-            GatewayActivities.stale_cache_lookup,
-            probe,
-            start_to_close_timeout=LOCAL,
-            retry_policy=QUICK_RETRY,
-        )
+        try:
+            stale: CacheHit | None = await workflow.execute_local_activity_method(
+                GatewayActivities.stale_cache_lookup,
+                probe,
+                start_to_close_timeout=LOCAL,
+                retry_policy=QUICK_RETRY,
+            )
+        except LOCAL_ACTIVITY_FAILURES:
+            stale = None
         if stale is not None:
             return ModelCallResult(
                 ok=True,
@@ -283,7 +286,7 @@ async def _admitted(circuit_id: str, config: GatewayConfig) -> bool:
             start_to_close_timeout=LOCAL,
             retry_policy=BREAKER_RETRY,
         )
-    except ActivityError:
+    except LOCAL_ACTIVITY_FAILURES:
         workflow.logger.warning("circuit breaker %s unreachable; admitting the call", circuit_id)
         return True
     return admission.allowed
@@ -293,12 +296,16 @@ async def _cached(probe: CacheProbe, config: GatewayConfig, cacheable: bool) -> 
     if not cacheable:
         return None
     if config.exact_cache:
-        hit: CacheHit | None = await workflow.execute_local_activity_method(
-            GatewayActivities.exact_cache_lookup,
-            probe,
-            start_to_close_timeout=LOCAL,
-            retry_policy=QUICK_RETRY,
-        )
+        try:
+            hit: CacheHit | None = await workflow.execute_local_activity_method(
+                GatewayActivities.exact_cache_lookup,
+                probe,
+                start_to_close_timeout=LOCAL,
+                retry_policy=QUICK_RETRY,
+            )
+        except LOCAL_ACTIVITY_FAILURES as exc:  # Redis down: answer without the exact cache
+            workflow.logger.warning("exact cache unavailable: %s", exc.cause or exc)
+            hit = None
         if hit is not None:
             return hit
     if config.semantic_cache and probe.query_text:
@@ -329,12 +336,15 @@ async def _store(
         semantic=config.semantic_cache,
     )
     if config.exact_cache:
-        await workflow.execute_local_activity_method(
-            GatewayActivities.exact_cache_store,
-            write,
-            start_to_close_timeout=LOCAL,
-            retry_policy=QUICK_RETRY,
-        )
+        try:
+            await workflow.execute_local_activity_method(
+                GatewayActivities.exact_cache_store,
+                write,
+                start_to_close_timeout=LOCAL,
+                retry_policy=QUICK_RETRY,
+            )
+        except LOCAL_ACTIVITY_FAILURES as exc:  # Redis down: the answer stands, uncached
+            workflow.logger.warning("exact cache unavailable: %s", exc.cause or exc)
     if config.semantic_cache and probe.query_text:
         await workflow.execute_activity_method(
             SemanticCacheActivities.semantic_cache_store,

@@ -76,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
         system_prompt,
         user_message,
     )
-    from workflows.common import publish_status
+    from workflows.common import LOCAL_ACTIVITY_FAILURES, publish_status
     from workflows.llm import call_model
     from workflows.policies import LOCAL_TIMEOUT, QUICK_RETRY, RERANK_RETRY
 
@@ -502,7 +502,12 @@ class RagQueryWorkflow:
         if not rag.answer_cache:
             return None
         layer = "answer_exact"
-        hit = await self._local_optional(GatewayActivities.exact_cache_lookup, probe)
+        try:
+            hit = await self._local_optional(GatewayActivities.exact_cache_lookup, probe)
+        except LOCAL_ACTIVITY_FAILURES as exc:  # Redis down: answer without the cache, say so
+            kind = getattr(exc.cause, "type", None) or getattr(exc, "type", None) or "error"
+            self._notes.append(f"answer cache unavailable ({kind}): answered uncached")
+            return None
         if hit is None and rag.semantic_answer_cache:
             layer = "answer_semantic"
             hit = await workflow.execute_activity_method(
@@ -534,12 +539,15 @@ class RagQueryWorkflow:
             cited_document_ids=sorted({c.document_id for c in answer.citations}),
             semantic=request.rag.semantic_answer_cache,
         )
-        await workflow.execute_local_activity_method(
-            GatewayActivities.exact_cache_store,
-            write,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-        )
+        try:
+            await workflow.execute_local_activity_method(
+                GatewayActivities.exact_cache_store,
+                write,
+                start_to_close_timeout=LOCAL_TIMEOUT,
+                retry_policy=QUICK_RETRY,
+            )
+        except LOCAL_ACTIVITY_FAILURES:
+            return  # Redis down: already noted at the lookup; the answer stands
         if request.rag.semantic_answer_cache:
             await workflow.execute_activity_method(
                 SemanticCacheActivities.semantic_cache_store,
