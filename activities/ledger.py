@@ -46,6 +46,21 @@ def attempt_key(suffix: str = "") -> str:
     return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{info.attempt}{suffix}"
 
 
+_COLUMNS = """call_key, tenant_id, feature, workflow_id, run_id, provider, model, tokens_in,
+    tokens_out, tokens_cached, latency_ms, cost_usd, cache_layer, status, error_type, cache_key,
+    cache_entry"""
+_VALUES = """:call_key, :tenant_id, :feature, :workflow_id, :run_id, :provider, :model, :tokens_in,
+    :tokens_out, :tokens_cached, :latency_ms, :cost_usd, :cache_layer, :status, :error_type,
+    :cache_key, :cache_entry"""
+_INSERT = text(
+    f"INSERT INTO llm_calls ({_COLUMNS}) VALUES ({_VALUES}) ON CONFLICT (call_key) DO NOTHING"
+)
+_INSERT_RELAXED = text(
+    f"INSERT INTO llm_calls ({_COLUMNS}) VALUES ({_VALUES}) ON CONFLICT (call_key) DO NOTHING "
+    "RETURNING set_config('synchronous_commit', 'off', true)"
+)
+
+
 async def record(engine: AsyncEngine, row: LedgerRow, *, flush_wal: bool = True) -> bool:
     """Insert the row unless its key exists; True when written.
 
@@ -53,42 +68,35 @@ async def record(engine: AsyncEngine, row: LedgerRow, *, flush_wal: bool = True)
     survives the caller dying at once, and only a crash of PostgreSQL itself within a few
     hundred ms could lose it. The API's cache hits (zero-cost rows) take that trade for 2-3 ms.
     """
-    async with engine.begin() as conn:
-        if not flush_wal:
-            await conn.execute(text("SET LOCAL synchronous_commit = off"))
-        written = await conn.execute(
-            text(
-                """
-                INSERT INTO llm_calls (call_key, tenant_id, feature, workflow_id, run_id,
-                    provider, model, tokens_in, tokens_out, tokens_cached, latency_ms, cost_usd,
-                    cache_layer, status, error_type, cache_key, cache_entry)
-                VALUES (:call_key, :tenant_id, :feature, :workflow_id, :run_id, :provider, :model,
-                    :tokens_in, :tokens_out, :tokens_cached, :latency_ms, :cost_usd,
-                    :cache_layer, :status, :error_type, :cache_key, :cache_entry)
-                ON CONFLICT (call_key) DO NOTHING
-                """
-            ),
-            {
-                "call_key": row.call_key,
-                "tenant_id": uuid.UUID(row.context.tenant_id),
-                "feature": row.context.feature,
-                "workflow_id": row.workflow_id,
-                "run_id": row.run_id,
-                "provider": row.provider,
-                "model": row.model,
-                "tokens_in": row.usage.input_tokens + row.usage.cache_write_tokens,
-                "tokens_out": row.usage.output_tokens,
-                "tokens_cached": row.usage.cached_input_tokens,
-                "latency_ms": row.latency_ms,
-                "cost_usd": row.cost_usd,
-                "cache_layer": "none" if row.cache_layer == "stale" else row.cache_layer,
-                "status": row.status,
-                "error_type": row.error_type,
-                "cache_key": row.cache_key,
-                "cache_entry": row.cache_entry,
-            },
-        )
-    was_written = written.rowcount == 1
+    values = {
+        "call_key": row.call_key,
+        "tenant_id": uuid.UUID(row.context.tenant_id),
+        "feature": row.context.feature,
+        "workflow_id": row.workflow_id,
+        "run_id": row.run_id,
+        "provider": row.provider,
+        "model": row.model,
+        "tokens_in": row.usage.input_tokens + row.usage.cache_write_tokens,
+        "tokens_out": row.usage.output_tokens,
+        "tokens_cached": row.usage.cached_input_tokens,
+        "latency_ms": row.latency_ms,
+        "cost_usd": row.cost_usd,
+        "cache_layer": "none" if row.cache_layer == "stale" else row.cache_layer,
+        "status": row.status,
+        "error_type": row.error_type,
+        "cache_key": row.cache_key,
+        "cache_entry": row.cache_entry,
+    }
+    if flush_wal:
+        async with engine.begin() as conn:
+            was_written = (await conn.execute(_INSERT, values)).rowcount == 1
+    else:
+        # One round trip: the statement is its own transaction, and the row it inserts turns
+        # off the WAL-flush wait for that transaction's commit (`set_config(..., true)`).
+        async with engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            inserted = await auto.execute(_INSERT_RELAXED, values)
+            was_written = len(inserted.all()) == 1
     if was_written:
         LLM_CALLS.labels(row.provider, row.model, row.cache_layer, row.status).inc()
         if row.cost_usd:
