@@ -35,9 +35,9 @@ from keel.auth import create_key, ensure_tenant
 from keel.clients import Clients
 from keel.contracts.rag import RagConfig, RagFilters
 from tests.bench.common import Entry, bench_stack
-from tests.conftest import serve_api
 from tests.support import scale_corpus
 from tests.support.bm25_reference import lexemes, recall_at_k, reference
+from tests.support.worker_process import api_process
 from worker import build_worker, shared_embedder
 
 # `KEEL_BENCH_SCALE_SIZES=500,2000` for a quick smoke run of the bench itself.
@@ -296,7 +296,7 @@ async def run() -> Entry:
                     build_worker(clients.temporal, "cpu", clients, settings),
                     build_worker(clients.temporal, "gpu", clients, settings),
                 ):
-                    with serve_api(settings) as base:
+                    with api_process(settings, settings.data_dir / "api.log") as base:
                         async with httpx.AsyncClient(base_url=base, timeout=120) as http:
                             await http.post(  # warm workers, models, connections
                                 "/v1/rag/query", json={"question": "warm up"}, headers=headers
