@@ -89,12 +89,12 @@ def _private_ok(url: str, request: ToolRequest) -> bool:
     return host_allowed(url, request.config.http_private_hosts)
 
 
-async def _vet(url: str, request: ToolRequest) -> str | None:
+async def _vet(url: str, private_ok: bool) -> str | None:
     """Why the URL's host may not be fetched (see `activities.netguard`), or None."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return await vet_host(host, port, private_ok=_private_ok(url, request))
+    return await vet_host(host, port, private_ok=private_ok)
 
 
 def _peer(response: httpx.Response) -> IpAddress | None:
@@ -185,10 +185,11 @@ class AgentToolActivities:
             return ToolOutput(
                 ok=False, text=f"http_get: host not allowed for {args.url} (allowed: {allowed})"
             )
-        refused = await _vet(args.url, request)
+        private_ok = _private_ok(args.url, request)
+        refused = await _vet(args.url, private_ok)
         if refused is not None:
             return ToolOutput(ok=False, text=f"http_get: refused {args.url}: {refused}")
-        fetch = asyncio.create_task(self._fetch(args.url, request))
+        fetch = asyncio.create_task(self._fetch(args.url, request, private_ok))
         try:
             while not fetch.done():
                 activity.heartbeat()
@@ -200,7 +201,7 @@ class AgentToolActivities:
                     await fetch
         return fetch.result()
 
-    async def _fetch(self, url: str, request: ToolRequest) -> ToolOutput:
+    async def _fetch(self, url: str, request: ToolRequest, private_ok: bool) -> ToolOutput:
         limit = request.config.http_max_bytes
         try:
             async with (
@@ -213,7 +214,7 @@ class AgentToolActivities:
                 # changed since `_vet` (rebinding) is caught before the body is read.
                 peer = _peer(resp)
                 if peer is not None:
-                    reason = refusal(peer, private_ok=_private_ok(url, request))
+                    reason = refusal(peer, private_ok=private_ok)
                     if reason is not None:
                         return ToolOutput(
                             ok=False,

@@ -37,6 +37,7 @@ from keel.contracts.gateway import (
     CacheLayer,
     CacheProbe,
     CacheWrite,
+    CallContext,
     CircuitAdmission,
     CircuitOutcome,
     ProviderCall,
@@ -44,7 +45,7 @@ from keel.contracts.gateway import (
     TenantSpend,
 )
 from keel.contracts.guards import CircuitConfig, CircuitState
-from keel.contracts.llm import LlmRequest, Usage
+from keel.contracts.llm import LlmRequest, LlmResponse, Usage
 from keel.errors import ErrorType, failure
 from keel.guards.costing import cost_usd, total_tokens
 from keel.safety.pii import redact, restore, restore_map
@@ -105,15 +106,9 @@ class GatewayActivities:
                 the workflow answers without the cache instead of waiting on retries.
         """
         with activity_context(probe.context.tenant), cache_down():
-            stored = await self.redis.get(probe.key)
-            if stored is None:
-                CACHE_LOOKUPS.labels("exact", "miss").inc()
-                return None
-            CACHE_LOOKUPS.labels("exact", "hit").inc()
-            hit = CacheHit.model_validate_json(stored).model_copy(
-                update={"layer": "exact", "cached_key": probe.key}
-            )
-            await record(self.engine, cache_hit_row(probe, hit))
+            hit = await read_exact(self.redis, probe)
+            if hit is not None:
+                await record(self.engine, cache_hit_row(probe, hit))
             return hit
 
     @activity.defn(name="stale_cache_lookup")
@@ -206,33 +201,25 @@ class GatewayActivities:
                 await self._failed_attempt(call, exc, (time.perf_counter() - started) * 1000)
                 await self._report(call, False, admitted_at)
                 raise
-            latency = (time.perf_counter() - started) * 1000
-            cost = cost_usd(response.model, response.usage, self._prices(response.model))
-            layer: CacheLayer = "provider" if response.usage.cached_input_tokens else "none"
+            row = attempt_row(
+                attempt_key(),
+                call.context,
+                info.workflow_id or "",
+                info.workflow_run_id or "",
+                response,
+                (time.perf_counter() - started) * 1000,
+                self.settings.prices,
+            )
             result = ProviderResult(
                 text=restore(response.text, restore_values),
                 model=response.model,
                 provider=response.provider,
                 usage=response.usage,
-                cost_usd=cost,
-                latency_ms=latency,
-                cache_layer=layer,
+                cost_usd=row.cost_usd,
+                latency_ms=row.latency_ms,
+                cache_layer=row.cache_layer,
             )
-            written = await record(
-                self.engine,
-                LedgerRow(
-                    call_key=attempt_key(),
-                    context=call.context,
-                    workflow_id=info.workflow_id or "",
-                    run_id=info.workflow_run_id or "",
-                    provider=response.provider,
-                    model=response.model,
-                    usage=response.usage,
-                    latency_ms=latency,
-                    cost_usd=cost,
-                    cache_layer=layer,
-                ),
-            )
+            written = await record(self.engine, row)
             # The call succeeded and is in the ledger: neither the rate-limit charge nor the
             # breaker report may fail the attempt now (a retry would call the provider again).
             try:
@@ -245,28 +232,83 @@ class GatewayActivities:
                 log.warning("after a successful call, redis is unreachable: %s", exc)
             return result
 
-    def _prices(self, model: str) -> dict[str, Any]:
-        return priced(self.settings.prices, model)
-
     async def _failed_attempt(self, call: ProviderCall, exc: ApplicationError, ms: float) -> None:
         info = activity.info()
-        await record(
-            self.engine,
-            LedgerRow(
-                call_key=attempt_key(),
-                context=call.context,
-                workflow_id=info.workflow_id or "",
-                run_id=info.workflow_run_id or "",
-                provider=call.provider,
-                model=call.request.model,
-                usage=Usage(),
-                latency_ms=ms,
-                cost_usd=0.0,
-                cache_layer="none",
-                status="error",
-                error_type=exc.type,
-            ),
+        row = failed_row(
+            attempt_key(),
+            call.context,
+            info.workflow_id or "",
+            info.workflow_run_id or "",
+            call.provider,
+            call.request.model,
+            ms,
+            exc.type,
         )
+        await record(self.engine, row)
+
+
+async def read_exact(redis: aioredis.Redis, probe: CacheProbe) -> CacheHit | None:
+    """The entry stored under the probe's exact key (not yet recorded in the ledger)."""
+    stored = await redis.get(probe.key)
+    if stored is None:
+        CACHE_LOOKUPS.labels("exact", "miss").inc()
+        return None
+    CACHE_LOOKUPS.labels("exact", "hit").inc()
+    return CacheHit.model_validate_json(stored).model_copy(
+        update={"layer": "exact", "cached_key": probe.key}
+    )
+
+
+def attempt_row(
+    call_key: str,
+    context: CallContext,
+    workflow_id: str,
+    run_id: str,
+    response: LlmResponse,
+    latency_ms: float,
+    prices: dict[str, Any],
+) -> LedgerRow:
+    """The ledger row of a provider attempt that answered, priced and with its cache layer."""
+    layer: CacheLayer = "provider" if response.usage.cached_input_tokens else "none"
+    return LedgerRow(
+        call_key=call_key,
+        context=context,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        provider=response.provider,
+        model=response.model,
+        usage=response.usage,
+        latency_ms=latency_ms,
+        cost_usd=cost_usd(response.model, response.usage, priced(prices, response.model)),
+        cache_layer=layer,
+    )
+
+
+def failed_row(
+    call_key: str,
+    context: CallContext,
+    workflow_id: str,
+    run_id: str,
+    provider: str,
+    model: str,
+    latency_ms: float,
+    error_type: str | None,
+) -> LedgerRow:
+    """The ledger row of a provider attempt that failed: no tokens, no cost."""
+    return LedgerRow(
+        call_key=call_key,
+        context=context,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        provider=provider,
+        model=model,
+        usage=Usage(),
+        latency_ms=latency_ms,
+        cost_usd=0.0,
+        cache_layer="none",
+        status="error",
+        error_type=error_type,
+    )
 
 
 async def store_exact(redis: aioredis.Redis, write: CacheWrite) -> None:

@@ -119,17 +119,21 @@ async def charge_rate_limits(redis: aioredis.Redis, api_key_id: str, tokens: int
         await pipe.execute()
 
 
-def cache_hit_row(probe: CacheProbe, hit: CacheHit) -> LedgerRow:
-    """The ledger row of a cache hit: no tokens, no cost, the layer that answered."""
+def cache_hit_row(
+    probe: CacheProbe, hit: CacheHit, *, call_key: str | None = None, latency_ms: float = 0.0
+) -> LedgerRow:
+    """The ledger row of a cache hit: no tokens, no cost, the layer that answered.
+
+    `call_key` defaults to the running activity attempt's (outside an activity, pass one)."""
     return LedgerRow(
-        call_key=attempt_key(f":{hit.layer}"),
+        call_key=call_key or attempt_key(f":{hit.layer}"),
         context=probe.context,
         workflow_id=probe.workflow_id,
         run_id=probe.run_id,
         provider="cache",
         model=hit.model,
         usage=Usage(),
-        latency_ms=0.0,
+        latency_ms=latency_ms,
         cost_usd=0.0,
         cache_layer=hit.layer,
         cache_key=hit.cached_key or probe.key,

@@ -39,13 +39,15 @@ from typing import Any
 
 from activities.gateway import (
     REDIS_DOWN,
+    attempt_row,
+    failed_row,
     mirrored_state,
-    priced,
+    read_exact,
     report_outcome,
     store_exact,
     tenant_spend,
 )
-from activities.ledger import LedgerRow, charge_rate_limits, record
+from activities.ledger import cache_hit_row, charge_rate_limits, record
 from activities.providers import Provider
 from activities.semantic_cache import (
     SemanticCacheActivities,
@@ -58,36 +60,32 @@ from keel.clients import Clients
 from keel.contracts.gateway import (
     AttemptRecord,
     CacheHit,
-    CacheLayer,
     CacheProbe,
-    CacheWrite,
     GatewayConfig,
     ModelCall,
     ModelCallRequest,
     ModelCallResult,
 )
 from keel.contracts.guards import BudgetState
-from keel.contracts.llm import LlmRequest, LlmResponse, Usage
+from keel.contracts.llm import LlmRequest, LlmResponse
 from keel.guards.budget import check_before_call, tenant_budget_status
 from keel.guards.cache_key import exact_key, query_text
-from keel.guards.costing import cost_usd, estimate_cost, total_tokens
+from keel.guards.costing import estimate_cost, total_tokens
 from keel.settings import Settings
-from keel.telemetry import CACHE_LOOKUPS
-from workflows.llm import circuit_workflow_id, plan, prompt_tokens, provider_for
+from workflows.llm import (
+    cache_write,
+    circuit_workflow_id,
+    not_configured,
+    plan,
+    prompt_tokens,
+    provider_for,
+)
 
 log = logging.getLogger(__name__)
 
 
 def direct_id() -> str:
     return f"model-call-direct-{uuid.uuid4().hex}"
-
-
-class Served:
-    """What the route sends: the id and the result."""
-
-    def __init__(self, run_id: str, result: ModelCallResult) -> None:
-        self.id = run_id
-        self.result = result
 
 
 # Semantic-cache writes run detached from the request: a Starlette background task would hold
@@ -114,8 +112,8 @@ async def serve_direct(
     request: ModelCallRequest,
     *,
     wait_seconds: float,
-) -> Served | None:
-    """The answer and the id it was served under, or None to run the durable workflow."""
+) -> tuple[str, ModelCallResult] | None:
+    """The id the call was served under and its result, or None to run the durable workflow."""
     started = time.perf_counter()
     call, context, gateway = request.call, request.context, request.config
     if wait_seconds <= 0 or context.redact_pii:
@@ -148,7 +146,9 @@ async def serve_direct(
         return None  # no cache, no breaker state: the workflow answers without them
     hit, vector = looked
     if hit is not None:
-        await _record_hit(clients, served, probe, hit, started)
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        row = cache_hit_row(probe, hit, call_key=f"{served}/{hit.layer}", latency_ms=latency)
+        await record(clients.engine, row, flush_wal=False)
         result = ModelCallResult(
             ok=True,
             text=hit.text,
@@ -157,7 +157,7 @@ async def serve_direct(
             cache_layer=hit.layer,
             route=decision,
         )
-        return Served(served, result)
+        return served, result
 
     tenant_status = None
     if spend.limit_usd is not None:
@@ -190,52 +190,20 @@ async def serve_direct(
         temperature=call.temperature,
     )
     admitted_at = datetime.now(UTC).isoformat()
+
     asked = time.perf_counter()
+    key = f"{served}/direct"
     try:
         response = await asyncio.wait_for(provider.complete(attempt), wait_seconds)
     except Exception as exc:  # any failure: the durable run owns retries and fallback
-        await record(
-            clients.engine,
-            LedgerRow(
-                call_key=f"{served}/direct",
-                context=context,
-                workflow_id=served,
-                run_id="",
-                provider=provider_name,
-                model=model,
-                usage=Usage(),
-                latency_ms=(time.perf_counter() - asked) * 1000,
-                cost_usd=0.0,
-                cache_layer="none",
-                status="error",
-                error_type=getattr(exc, "type", None) or type(exc).__name__,
-            ),
-        )
-        await report_outcome(
-            clients.temporal,
-            clients.redis,
-            circuit_id,
-            gateway.circuit,
-            task_queue=config.task_queue_cpu,
-            success=False,
-            admitted_at=admitted_at,
-        )
+        kind = getattr(exc, "type", None) or type(exc).__name__
+        ms = (time.perf_counter() - asked) * 1000
+        row = failed_row(key, context, served, "", provider_name, model, ms, kind)
+        await record(clients.engine, row)
+        await _report(clients, config, gateway, circuit_id, False, admitted_at)
         return None
-    latency = (time.perf_counter() - asked) * 1000
-    cost = cost_usd(response.model, response.usage, priced(config.prices, response.model))
-    layer: CacheLayer = "provider" if response.usage.cached_input_tokens else "none"
-    row = LedgerRow(
-        call_key=f"{served}/direct",
-        context=context,
-        workflow_id=served,
-        run_id="",
-        provider=response.provider,
-        model=response.model,
-        usage=response.usage,
-        latency_ms=latency,
-        cost_usd=cost,
-        cache_layer=layer,
-    )
+    ms = (time.perf_counter() - asked) * 1000
+    row = attempt_row(key, context, served, "", response, ms, config.prices)
     # The key is this request's own, so the row is always new: charge the rate limits and
     # write the exact cache while it commits.
     stores = _store(clients, config, probe, response, call, gateway, vector)
@@ -252,23 +220,15 @@ async def serve_direct(
             log.warning("after a successful call, a redis write failed: %s", failed)
     if circuit.consecutive_failures:
         with contextlib.suppress(*REDIS_DOWN):
-            await report_outcome(
-                clients.temporal,
-                clients.redis,
-                circuit_id,
-                gateway.circuit,
-                task_queue=config.task_queue_cpu,
-                success=True,
-                admitted_at=admitted_at,
-            )
+            await _report(clients, config, gateway, circuit_id, True, admitted_at)
     result = ModelCallResult(
         ok=True,
         text=response.text,
         model=response.model,
         provider=response.provider,
         usage=response.usage,
-        cost_usd=cost,
-        cache_layer=layer,
+        cost_usd=row.cost_usd,
+        cache_layer=row.cache_layer,
         route=decision,
         attempts=[
             *skipped,
@@ -276,7 +236,27 @@ async def serve_direct(
         ],
         tenant_budget=tenant_status,
     )
-    return Served(served, result)
+    return served, result
+
+
+async def _report(
+    clients: Clients,
+    config: Settings,
+    gateway: GatewayConfig,
+    circuit_id: str,
+    success: bool,
+    admitted_at: str,
+) -> None:
+    """Tell the model's breaker how the direct attempt went, as an activity attempt would."""
+    await report_outcome(
+        clients.temporal,
+        clients.redis,
+        circuit_id,
+        gateway.circuit,
+        task_queue=config.task_queue_cpu,
+        success=success,
+        admitted_at=admitted_at,
+    )
 
 
 def first_configured(
@@ -285,17 +265,10 @@ def first_configured(
     """As the workflow does: skip models with no configured provider or no price."""
     skipped: list[AttemptRecord] = []
     for model in models:
-        provider_name = provider_for(model)
-        if provider_name in gateway.providers and model in gateway.prices:
-            return model, provider_name, skipped
-        skipped.append(
-            AttemptRecord(
-                model=model,
-                provider=provider_name,
-                outcome="not_configured",
-                message="" if model in gateway.prices else "no price for this model",
-            )
-        )
+        skip = not_configured(model, gateway)
+        if skip is None:
+            return model, provider_for(model), skipped
+        skipped.append(skip)
     return None
 
 
@@ -309,18 +282,7 @@ async def _store(
     vector: list[float] | None,
 ) -> None:
     """Write the exact cache now, and start the semantic write without waiting for it."""
-    write = CacheWrite(
-        context=probe.context,
-        key=probe.key,
-        model_scope=probe.model_scope,
-        system=call.system,
-        query_text=probe.query_text,
-        text=response.text,
-        model=response.model,
-        ttl_seconds=gateway.exact_ttl_seconds,
-        cited_document_ids=call.cited_document_ids,
-        semantic=gateway.semantic_cache,
-    )
+    write = cache_write(call, probe, response.text, response.model, gateway)
     if gateway.exact_cache:
         await store_exact(clients.redis, write)
     if not (gateway.semantic_cache and probe.query_text):
@@ -343,36 +305,11 @@ async def _cached(
 ) -> tuple[CacheHit | None, list[float] | None]:
     """A hit (exact, then semantic) and the question's embedding if one was computed."""
     if gateway.exact_cache:
-        stored = await clients.redis.get(probe.key)
-        if stored is not None:
-            CACHE_LOOKUPS.labels("exact", "hit").inc()
-            hit = CacheHit.model_validate_json(stored).model_copy(
-                update={"layer": "exact", "cached_key": probe.key}
-            )
+        hit = await read_exact(clients.redis, probe)
+        if hit is not None:
             return hit, None
-        CACHE_LOOKUPS.labels("exact", "miss").inc()
     if not (gateway.semantic_cache and probe.query_text):
         return None, None
     embedder = embedder_for(config.embedder)
     vector = await embed_question(embedder, probe.query_text)
     return await find_semantic(clients.engine, embedder, probe, vector), vector
-
-
-async def _record_hit(
-    clients: Clients, served: str, probe: CacheProbe, hit: CacheHit, started: float
-) -> None:
-    row = LedgerRow(
-        call_key=f"{served}/{hit.layer}",
-        context=probe.context,
-        workflow_id=served,
-        run_id="",
-        provider="cache",
-        model=hit.model,
-        usage=Usage(),
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        cost_usd=0.0,
-        cache_layer=hit.layer,
-        cache_key=hit.cached_key or probe.key,
-        cache_entry=hit.entry or None,
-    )
-    await record(clients.engine, row, flush_wal=False)

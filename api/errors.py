@@ -115,7 +115,7 @@ def run_failed(exc: BaseException, run_id: str) -> ApiError:
 def _problem(error: dict[str, Any]) -> str:
     """What is wrong with one field; an unknown field names its closest known one."""
     if error.get("type") == "extra_forbidden" and error.get("loc"):
-        known = (error.get("ctx") or {}).get("known", "")
+        known = (error.get("ctx") or {}).get("known") or []
         return suggestion(str(error["loc"][-1]), known) if known else "unknown field"
     return str(error.get("msg", ""))
 

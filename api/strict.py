@@ -97,7 +97,7 @@ class StrictBody(BaseModel):
                         type="extra_forbidden",
                         loc=location,
                         input=value,
-                        ctx={"known": ", ".join(names)},
+                        ctx={"known": names},
                     )
                     for location, value, names in unknown
                 ],
@@ -105,10 +105,9 @@ class StrictBody(BaseModel):
         return data
 
 
-def suggestion(field: str, known: str) -> str:
+def suggestion(field: str, known: list[str]) -> str:
     """`did you mean 'filters'?` for a misspelt field, or the list of known fields."""
-    names = [n.strip() for n in known.split(",") if n.strip()]
-    close = difflib.get_close_matches(field, names, n=1)
+    close = difflib.get_close_matches(field, known, n=1)
     if close:
         return f"unknown field {field!r}: did you mean {close[0]!r}?"
-    return f"unknown field {field!r}: known fields are {', '.join(names)}"
+    return f"unknown field {field!r}: known fields are {', '.join(known)}"

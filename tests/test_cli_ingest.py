@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.worker import Worker
 
-from keel.app.devstack import free_port
 from keel.app.ingest_client import LocalFile, collect, parts
 from keel.clients import Clients
 from keel.settings import Settings
 from tests.conftest import Caller
-from tests.support.worker_process import REPO, worker_env
+from tests.support.worker_process import REPO, api_process
 from tests.test_ingest import rows, tenant_id
 
 KEEL = str(Path(sys.executable).parent / "keel")
@@ -28,28 +25,8 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture
 def api_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
     """The API as `keel up` runs it (uvicorn, its own clients), on this test's queues."""
-    port = free_port()
-    log = (tmp_path / "api.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.main:build", "--port", str(port)],
-        cwd=REPO,
-        env=worker_env(settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with api_process(settings, tmp_path / "api.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
 
 
 async def _keel(*args: str) -> subprocess.CompletedProcess[str]:

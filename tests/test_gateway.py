@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import Worker
@@ -27,7 +26,6 @@ from keel.contracts.guards import CircuitConfig, CircuitState, RunBudget, Transi
 from keel.contracts.llm import ChatMessage
 from keel.runs import gateway_config
 from keel.settings import Settings
-from tests.conftest import running_workers
 from tests.support.provider_harness import ProviderHarness
 from workflows.circuit import CircuitBreakerWorkflow
 from workflows.llm import ModelCallWorkflow, circuit_workflow_id
@@ -37,27 +35,9 @@ QUESTION = "What is the refund window for annual plans?"
 
 @pytest.fixture
 def harness() -> Iterator[ProviderHarness]:
+    """conftest's harness with this module's reply (gw_settings, gw_workers: conftest's)."""
     with ProviderHarness() as started:
         started.reply_text = "Annual plans can be refunded within 30 days."
-        yield started
-
-
-@pytest.fixture
-def gw_settings(settings: Settings, harness: ProviderHarness) -> Settings:
-    return settings.model_copy(
-        update={
-            "anthropic_api_key": SecretStr("test-anthropic"),
-            "anthropic_base_url": harness.anthropic_base_url,
-            "openai_api_key": SecretStr("test-openai"),
-            "openai_base_url": harness.openai_base_url,
-            "provider_timeout_seconds": 5.0,
-        }
-    )
-
-
-@pytest.fixture
-async def gw_workers(clients: Clients, gw_settings: Settings) -> AsyncIterator[list[Worker]]:
-    async with running_workers(clients, gw_settings) as started:
         yield started
 
 

@@ -79,6 +79,20 @@ def prompt_tokens(call: ModelCall) -> int:
     return estimate_tokens(call.system) + sum(estimate_tokens(m.content) for m in call.messages)
 
 
+def not_configured(model: str, config: GatewayConfig) -> AttemptRecord | None:
+    """The attempt record of a model that must not be called (no configured provider, or no
+    price: an unpriced model could spend past every budget), or None when it may be."""
+    provider = provider_for(model)
+    if provider in config.providers and model in config.prices:
+        return None
+    return AttemptRecord(
+        model=model,
+        provider=provider,
+        outcome="not_configured",
+        message="" if model in config.prices else "no price for this model",
+    )
+
+
 def plan(call: ModelCall, config: GatewayConfig) -> tuple[list[str], RouteDecision | None, str]:
     """The ordered models to try, the routing decision, and the cache scope."""
     if call.model:
@@ -148,16 +162,9 @@ async def call_model(
     asked_tokens = prompt_tokens(call)
     for model in models:
         provider = provider_for(model)
-        if provider not in config.providers or model not in config.prices:
-            # An unpriced model could spend past every budget: never call one.
-            attempts.append(
-                AttemptRecord(
-                    model=model,
-                    provider=provider,
-                    outcome="not_configured",
-                    message="" if model in config.prices else "no price for this model",
-                )
-            )
+        skip = not_configured(model, config)
+        if skip is not None:
+            attempts.append(skip)
             continue
         estimated_usd = estimate_cost(model, asked_tokens, call.max_tokens, config.prices)
         verdict = check_before_call(
@@ -320,21 +327,28 @@ async def _cached(probe: CacheProbe, config: GatewayConfig, cacheable: bool) -> 
     return None
 
 
-async def _store(
-    call: ModelCall, probe: CacheProbe, answer: ProviderResult, config: GatewayConfig
-) -> None:
-    write = CacheWrite(
+def cache_write(
+    call: ModelCall, probe: CacheProbe, text: str, model: str, config: GatewayConfig
+) -> CacheWrite:
+    """What an answer to `call` is cached as (the workflow and the API's direct path)."""
+    return CacheWrite(
         context=probe.context,
         key=probe.key,
         model_scope=probe.model_scope,
         system=call.system,
         query_text=probe.query_text,
-        text=answer.text,
-        model=answer.model,
+        text=text,
+        model=model,
         ttl_seconds=config.exact_ttl_seconds,
         cited_document_ids=call.cited_document_ids,
         semantic=config.semantic_cache,
     )
+
+
+async def _store(
+    call: ModelCall, probe: CacheProbe, answer: ProviderResult, config: GatewayConfig
+) -> None:
+    write = cache_write(call, probe, answer.text, answer.model, config)
     if config.exact_cache:
         try:
             await workflow.execute_local_activity_method(

@@ -89,8 +89,7 @@ async def create_model_call(
             wait_seconds=body.wait_seconds,
         )
         if served is not None:
-            answer = ModelCallAnswer(id=served.id, result=served.result)
-            return answer
+            return ModelCallAnswer(id=served[0], result=served[1])
     wid, result = await launch.start(
         clients,
         config,

@@ -545,10 +545,7 @@ def runs_approve(
     api_url: ApiUrlOption = None,
 ) -> None:
     """Approve the pending escalation: publish the draft, or let the run go on."""
-    import getpass
-
-    body = {"note": note, "escalation_id": escalation, "by": by or getpass.getuser()}
-    _runs_call(api_key, api_url, lambda c: c.decide(run_id, "approve", body))
+    _decide(run_id, "approve", {"note": note}, escalation, by, api_key, api_url)
     console.print(f"approved {run_id}")
 
 
@@ -562,11 +559,24 @@ def runs_reject(
     api_url: ApiUrlOption = None,
 ) -> None:
     """Reject the pending escalation: the run stops without an answer."""
+    _decide(run_id, "reject", {"reason": reason}, escalation, by, api_key, api_url)
+    console.print(f"rejected {run_id}")
+
+
+def _decide(
+    run_id: str,
+    action: str,
+    fields: dict[str, str],
+    escalation: str,
+    by: str,
+    api_key: str | None,
+    api_url: str | None,
+) -> None:
+    """Send a person's decision on the pending escalation (default decider: the user name)."""
     import getpass
 
-    body = {"reason": reason, "escalation_id": escalation, "by": by or getpass.getuser()}
-    _runs_call(api_key, api_url, lambda c: c.decide(run_id, "reject", body))
-    console.print(f"rejected {run_id}")
+    body = {**fields, "escalation_id": escalation, "by": by or getpass.getuser()}
+    _runs_call(api_key, api_url, lambda c: c.decide(run_id, action, body))
 
 
 def main() -> None:
