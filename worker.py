@@ -96,6 +96,19 @@ def workflow_classes() -> list[type]:
     ]
 
 
+def activity_methods(*hosts: object) -> list[Any]:
+    """Every `@activity.defn` method of each host object, bound to it: a class's activities
+    are registered by building the class, so none can be forgotten or listed twice."""
+    found: list[Any] = []
+    for host in hosts:
+        for name in sorted(dir(type(host))):
+            member = getattr(type(host), name, None)
+            # What `@activity.defn` leaves on the function it registers.
+            if getattr(member, "__temporal_activity_definition", None) is not None:
+                found.append(getattr(host, name))
+    return found
+
+
 def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     """Workflows and activities for a queue, activities bound to their clients."""
     from activities.diagnostics import DiagnosticsActivities, checksum_step
@@ -106,26 +119,18 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
         from activities.rag.rerank import shared_cross_encoders
         from activities.semantic_cache import SemanticCacheActivities
 
-        diagnostics = DiagnosticsActivities(device=compute_device())
-        semantic = SemanticCacheActivities(
-            engine=clients.engine, embedder=shared_embedder(config.embedder)
-        )
-        rag_models = RagModelActivities(
-            engine=clients.engine,
-            embedder=shared_embedder(config.embedder),
-            cross_encoders=shared_cross_encoders(),
-        )
+        embedder = shared_embedder(config.embedder)
         return Registry(
-            activities=[
-                diagnostics.ping,
-                semantic.semantic_cache_lookup,
-                semantic.semantic_cache_store,
-                rag_models.embed_query,
-                rag_models.rerank,
-                IngestEmbedActivities(
-                    engine=clients.engine, embedder=shared_embedder(config.embedder)
-                ).embed,
-            ]
+            activities=activity_methods(
+                DiagnosticsActivities(device=compute_device()),
+                SemanticCacheActivities(engine=clients.engine, embedder=embedder),
+                RagModelActivities(
+                    engine=clients.engine,
+                    embedder=embedder,
+                    cross_encoders=shared_cross_encoders(),
+                ),
+                IngestEmbedActivities(engine=clients.engine, embedder=embedder),
+            )
         )
 
     from activities.agent_tools import AgentToolActivities
@@ -137,7 +142,6 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     from activities.redteam import RedTeamActivities
     from activities.safety_checks import SafetyActivities
 
-    diagnostics = DiagnosticsActivities(device="cpu")
     gateway = GatewayActivities(
         engine=clients.engine,
         redis=clients.redis,
@@ -145,47 +149,20 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
         providers=build_providers(config, timeout=config.provider_timeout_seconds),
         settings=config,
     )
-    rag = RagActivities(engine=clients.engine)
-    safety = SafetyActivities()
-    redteam = RedTeamActivities()
-    ingest = IngestActivities(engine=clients.engine, redis=clients.redis, settings=config)
-    agents = AgentActivities(engine=clients.engine)
-    tools = AgentToolActivities(engine=clients.engine)
     return Registry(
         workflows=workflow_classes(),
         activities=[
-            diagnostics.ping,
             checksum_step,
-            gateway.exact_cache_lookup,
-            gateway.stale_cache_lookup,
-            gateway.exact_cache_store,
-            gateway.tenant_spend,
-            gateway.circuit_acquire,
-            gateway.circuit_publish,
-            gateway.provider_complete,
-            rag.tenant_state,
-            rag.process_query,
-            rag.vector_search,
-            rag.keyword_search,
-            rag.fuse,
-            rag.assemble_context,
-            safety.check_input,
-            safety.check_output,
-            redteam.screen_case,
-            ingest.plan,
-            ingest.parse,
-            ingest.chunk,
-            ingest.upsert,
-            ingest.summarize,
-            ingest.cleanup,
-            agents.transcript_append,
-            agents.safety_check,
-            agents.document_page,
-            agents.document_text,
-            agents.document_store_result,
-            tools.calculator,
-            tools.sql_metadata,
-            tools.http_get,
+            *activity_methods(
+                DiagnosticsActivities(device="cpu"),
+                gateway,
+                RagActivities(engine=clients.engine),
+                SafetyActivities(),
+                RedTeamActivities(),
+                IngestActivities(engine=clients.engine, redis=clients.redis, settings=config),
+                AgentActivities(engine=clients.engine),
+                AgentToolActivities(engine=clients.engine),
+            ),
         ],
     )
 

@@ -146,14 +146,19 @@ async def embed_question(embedder: Embedder, question: str) -> list[float]:
 
 
 async def find_semantic(
-    engine: AsyncEngine, embedder: Embedder, probe: CacheProbe, vector: list[float] | None = None
+    engine: AsyncEngine,
+    embedder: Embedder | None,
+    probe: CacheProbe,
+    vector: list[float] | None = None,
 ) -> CacheHit | None:
     """The nearest cached request of this tenant/scope/system prompt that is similar enough
     and passes the key-term guard (not yet recorded in the ledger). `vector`: the question's
-    embedding, when the caller already has it."""
+    embedding, when the caller already has it (then no `embedder` is needed)."""
     if not probe.query_text:
         return None
     if vector is None:
+        if embedder is None:
+            raise ValueError("find_semantic needs an embedder or the question's vector")
         vector = await embed_question(embedder, probe.query_text)
     async with engine.begin() as conn:
         # Filters are selective (one tenant, one scope): let HNSW keep scanning until it

@@ -25,12 +25,13 @@ between an answer from the model alone (marked ungrounded) and a plain failure a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -40,11 +41,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.safety_checks import SafetyActivities
     from activities.semantic_cache import SemanticCacheActivities
     from keel.contracts.gateway import (
+        CacheHit,
         CacheProbe,
         CacheWrite,
         GatewayConfig,
         ModelCall,
         ModelCallResult,
+        VectorProbe,
+        VectorWrite,
     )
     from keel.contracts.guards import BudgetState
     from keel.contracts.llm import ChatMessage, Usage
@@ -107,6 +111,8 @@ class RagQueryWorkflow:
         self._budget = BudgetState()
         self._usage = Usage()
         self._carry_budget = False
+        self._one_embedding = False
+        self._question_vector = ""
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
@@ -120,6 +126,9 @@ class RagQueryWorkflow:
         rag = request.rag
         # Runs recorded before the budget was carried across calls replay as they ran.
         self._carry_budget = workflow.patched("rag-run-budget")
+        # Runs recorded before the query's one embedding call also served the semantic answer
+        # cache (two gpu round trips fewer per miss) replay as they ran.
+        self._one_embedding = workflow.patched("rag-one-embedding")
 
         self._stage = "input_safety"
         verdict = await self._local(
@@ -150,8 +159,10 @@ class RagQueryWorkflow:
         if cached is not None:
             return self._finish(cached.model_copy(update={"safety": [verdict]}), started)
 
-        answer = await self._pipeline(request, question, tenant)
+        answer = await self._pipeline(request, question, tenant, probe)
         answer = answer.model_copy(update={"safety": [verdict, *answer.safety]})
+        if answer.cache_layer == "answer_semantic":
+            return self._finish(answer, started)
         if (
             rag.answer_cache
             and not answer.degraded
@@ -164,7 +175,7 @@ class RagQueryWorkflow:
     # -- the six stages ----------------------------------------------------------------------
 
     async def _pipeline(
-        self, request: RagQueryRequest, question: str, tenant: TenantState
+        self, request: RagQueryRequest, question: str, tenant: TenantState, probe: CacheProbe
     ) -> RagAnswer:
         rag = request.rag
         tenant_id = request.context.tenant_id
@@ -180,6 +191,12 @@ class RagQueryWorkflow:
                 today=workflow.now().date(),
             ),
         )
+        embedded: str | BaseException | None = None
+        if self._one_embedding:
+            embedded = await self._embed(request, processed.search_text, probe)
+            cached = await self._semantic_answer(probe)
+            if cached is not None:
+                return cached
         keyword_text = processed.search_text
         if rag.expand_query:
             expansions = await self._expand(request, processed.search_text)
@@ -187,7 +204,9 @@ class RagQueryWorkflow:
             keyword_text = " ".join([processed.search_text, *expansions])
 
         self._stage = "retrieval"
-        vector, vector_hits, keyword_hits = await self._retrieve(request, processed, keyword_text)
+        vector, vector_hits, keyword_hits = await self._retrieve(
+            request, processed, keyword_text, embedded
+        )
         if vector_hits is None and keyword_hits is None:
             return await self._without_retrieval(request, question, tenant, processed)
 
@@ -228,10 +247,44 @@ class RagQueryWorkflow:
             return base
         return await self._generate(request, question, assembled, base)
 
+    async def _embed(
+        self, request: RagQueryRequest, search_text: str, probe: CacheProbe
+    ) -> str | BaseException:
+        """The query's one embedding call: the search text's vector (returned) and, when the
+        semantic answer cache is on, the question's (kept for its lookup and its write). A
+        failure is returned, not raised: keyword search can still answer."""
+        rag = request.rag
+        semantic = rag.answer_cache and rag.semantic_answer_cache and bool(probe.query_text)
+        budget = timedelta(seconds=rag.retrieval_timeout_seconds)
+        before = workflow.now()
+        try:
+            vector = await workflow.execute_activity_method(
+                RagModelActivities.embed_query,
+                EmbedQueryInput(
+                    text=search_text, more_texts=[probe.query_text] if semantic else []
+                ),
+                task_queue=request.gateway.gpu_queue,
+                start_to_close_timeout=budget,
+                schedule_to_close_timeout=budget,
+                retry_policy=QUICK_RETRY,
+            )
+        except ActivityError as exc:
+            return exc
+        self._timings["embedding"] = vector.elapsed_ms or _ms(workflow.now() - before)
+        if vector.more_vectors_b64:
+            self._question_vector = vector.more_vectors_b64[0]
+        return vector.vector_b64
+
     async def _retrieve(
-        self, request: RagQueryRequest, processed: ProcessedQuery, keyword_text: str
+        self,
+        request: RagQueryRequest,
+        processed: ProcessedQuery,
+        keyword_text: str,
+        embedded: str | BaseException | None = None,
     ) -> tuple[str, list[Hit] | None, list[Hit] | None]:
-        """Embed + vector search, and keyword search, concurrently; None for a failed path."""
+        """Vector search (embedding first unless `embedded` is the query's vector, or the
+        failure that embedding it met) and keyword search, concurrently; None for a failed
+        path."""
         rag = request.rag
         info = workflow.info()
         queue = rag.retrieval_queue or request.gateway.cpu_queue or info.task_queue
@@ -243,19 +296,25 @@ class RagQueryWorkflow:
         }
 
         async def by_vector() -> tuple[str, SearchHits]:
-            before = workflow.now()
-            vector = await workflow.execute_activity_method(
-                RagModelActivities.embed_query,
-                EmbedQueryInput(text=processed.search_text),
-                task_queue=request.gateway.gpu_queue,
-                **options,
-            )
-            self._timings["embedding"] = vector.elapsed_ms or _ms(workflow.now() - before)
+            if isinstance(embedded, BaseException):
+                raise embedded
+            if embedded is None:
+                before = workflow.now()
+                vector = await workflow.execute_activity_method(
+                    RagModelActivities.embed_query,
+                    EmbedQueryInput(text=processed.search_text),
+                    task_queue=request.gateway.gpu_queue,
+                    **options,
+                )
+                self._timings["embedding"] = vector.elapsed_ms or _ms(workflow.now() - before)
+                vector_b64 = vector.vector_b64
+            else:
+                vector_b64 = embedded
             hits = await workflow.execute_activity_method(
                 RagActivities.vector_search,
                 VectorSearchInput(
                     tenant_id=request.context.tenant_id,
-                    vector_b64=vector.vector_b64,
+                    vector_b64=vector_b64,
                     filters=processed.filters,
                     k=rag.vector_k,
                     ef_search=rag.ef_search,
@@ -265,7 +324,7 @@ class RagQueryWorkflow:
                 **options,
             )
             self._timings["vector_search"] = hits.elapsed_ms
-            return vector.vector_b64, hits
+            return vector_b64, hits
 
         async def by_keyword() -> SearchHits:
             hits: SearchHits = await workflow.execute_activity_method(
@@ -508,7 +567,7 @@ class RagQueryWorkflow:
             kind = getattr(exc.cause, "type", None) or getattr(exc, "type", None) or "error"
             self._notes.append(f"answer cache unavailable ({kind}): answered uncached")
             return None
-        if hit is None and rag.semantic_answer_cache:
+        if hit is None and rag.semantic_answer_cache and not self._one_embedding:
             layer = "answer_semantic"
             hit = await workflow.execute_activity_method(
                 SemanticCacheActivities.semantic_cache_lookup,
@@ -517,12 +576,22 @@ class RagQueryWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=QUICK_RETRY,
             )
-        if hit is None:
+        return _from_cache(hit, layer)
+
+    async def _semantic_answer(self, probe: CacheProbe) -> RagAnswer | None:
+        """The semantic answer cache, probed with the question's vector from `_embed`."""
+        if not self._question_vector:
             return None
-        cached = RagAnswer.model_validate_json(hit.text)
-        return cached.model_copy(
-            update={"cache_layer": layer, "usage": Usage(), "cost_usd": 0.0, "timings_ms": {}}
-        )
+        self._stage = "answer_cache"
+        try:
+            hit = await self._local_optional(
+                RagActivities.semantic_answer_lookup,
+                VectorProbe(probe=probe, vector_b64=self._question_vector),
+            )
+        except LOCAL_ACTIVITY_FAILURES as exc:
+            self._notes.append(f"semantic answer cache unavailable ({_cause(exc)}): uncached")
+            return None
+        return _from_cache(hit, "answer_semantic")
 
     async def _store_answer(
         self, request: RagQueryRequest, probe: CacheProbe, answer: RagAnswer
@@ -548,7 +617,14 @@ class RagQueryWorkflow:
             )
         except LOCAL_ACTIVITY_FAILURES:
             return  # Redis down: already noted at the lookup; the answer stands
-        if request.rag.semantic_answer_cache:
+        if request.rag.semantic_answer_cache and self._one_embedding:
+            if self._question_vector:
+                with contextlib.suppress(*LOCAL_ACTIVITY_FAILURES):  # the answer stands
+                    await self._local_optional(
+                        RagActivities.semantic_answer_store,
+                        VectorWrite(write=write, vector_b64=self._question_vector),
+                    )
+        elif request.rag.semantic_answer_cache:
             await workflow.execute_activity_method(
                 SemanticCacheActivities.semantic_cache_store,
                 write,
@@ -583,7 +659,16 @@ class RagQueryWorkflow:
         return answer.model_copy(update={"timings_ms": timings})
 
 
-def _cause(exc: ActivityError) -> str:
+def _from_cache(hit: CacheHit | None, layer: str) -> RagAnswer | None:
+    if hit is None:
+        return None
+    cached = RagAnswer.model_validate_json(hit.text)
+    return cached.model_copy(
+        update={"cache_layer": layer, "usage": Usage(), "cost_usd": 0.0, "timings_ms": {}}
+    )
+
+
+def _cause(exc: FailureError) -> str:
     cause: BaseException = exc.cause or exc
     kind = getattr(cause, "type", None) if isinstance(cause, ApplicationError) else None
     return f"{kind or type(cause).__name__}: {cause}"[:200]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.embedding import Embedder
+from activities.ledger import cache_hit_row, record
 from activities.rag.context import assemble_context
 from activities.rag.query import process_query
 from activities.rag.rerank import CrossEncoders, ModelUnavailable, rerank_hits
@@ -29,6 +30,8 @@ from activities.rag.search import (
     keyword_search,
     vector_search,
 )
+from activities.semantic_cache import find_semantic, store_semantic
+from keel.contracts.gateway import CacheHit, VectorProbe, VectorWrite
 from keel.contracts.rag import (
     AssembledContext,
     AssembleInput,
@@ -129,6 +132,23 @@ class RagActivities:
         started = time.perf_counter()
         return SearchHits(hits=fuse(request), elapsed_ms=elapsed_ms(started))
 
+    @activity.defn(name="rag_semantic_answer_lookup")
+    async def semantic_answer_lookup(self, request: VectorProbe) -> CacheHit | None:
+        """The semantic answer cache, probed with the vector the query's embedding call already
+        made (a local activity: no model, one pgvector query); a hit gets its ledger row."""
+        vector = [float(x) for x in decode_vector(request.vector_b64)]
+        hit = await find_semantic(self.engine, None, request.probe, vector)
+        if hit is not None:
+            await record(self.engine, cache_hit_row(request.probe, hit))
+        return hit
+
+    @activity.defn(name="rag_semantic_answer_store")
+    async def semantic_answer_store(self, request: VectorWrite) -> None:
+        """Remember an answer under its question's vector (idempotent per question)."""
+        if request.write.semantic and request.write.query_text:
+            vector = [float(x) for x in decode_vector(request.vector_b64)]
+            await store_semantic(self.engine, request.write, vector)
+
     @activity.defn(name="rag_assemble_context")
     async def assemble_context(self, request: AssembleInput) -> AssembledContext:
         """Stage 5: numbered sources, read by chunk id, within the token budget."""
@@ -160,11 +180,14 @@ class RagModelActivities:
     async def embed_query(self, request: EmbedQueryInput) -> QueryVector:
         """Stage 1 (last step): the query's vector, from the same model as the chunks'."""
         started = time.perf_counter()
-        vectors = await asyncio.to_thread(self.embedder.embed, [request.text])
+        texts = list(dict.fromkeys([request.text, *request.more_texts]))
+        vectors = await asyncio.to_thread(self.embedder.embed, texts)
+        encoded = {t: encode_vector(v) for t, v in zip(texts, vectors, strict=True)}
         return QueryVector(
-            vector_b64=encode_vector(vectors[0]),
+            vector_b64=encoded[request.text],
             model=self.embedder.name,
             elapsed_ms=elapsed_ms(started),
+            more_vectors_b64=[encoded[t] for t in request.more_texts],
         )
 
     @activity.defn(name="rag_rerank")

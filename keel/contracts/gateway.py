@@ -123,6 +123,21 @@ class CacheWrite(BaseModel):
     semantic: bool = True
 
 
+class VectorProbe(BaseModel):
+    """A semantic-cache lookup whose question is already embedded (by the query's own
+    embedding call), so the lookup needs no model and runs next to the workflow."""
+
+    probe: CacheProbe
+    vector_b64: str
+
+
+class VectorWrite(BaseModel):
+    """A semantic-cache write under a vector computed earlier in the run."""
+
+    write: CacheWrite
+    vector_b64: str
+
+
 class ProviderCall(BaseModel):
     """Input of the provider attempt activity."""
 

@@ -160,12 +160,19 @@ class ProcessedQuery(BaseModel):
 
 class EmbedQueryInput(BaseModel):
     text: str
+    more_texts: list[str] = Field(
+        default_factory=list,
+        description="Texts embedded in the same call (the question, for the semantic cache).",
+    )
 
 
 class QueryVector(BaseModel):
     vector_b64: str = Field(description="float32 little-endian, base64; unit length.")
     model: str
     elapsed_ms: float = 0.0
+    more_vectors_b64: list[str] = Field(
+        default_factory=list, description="The vectors of `more_texts`, in their order."
+    )
 
 
 class Hit(BaseModel):
