@@ -25,8 +25,11 @@ async def get_settings(request: Request) -> Settings:
 async def authenticate(
     request: Request, clients: Annotated[Clients, Depends(get_clients)]
 ) -> Principal:
-    """The tenant behind `Authorization: Bearer <key>`; 401 with the reason otherwise."""
+    """The tenant behind `Authorization: Bearer <key>` (or `x-api-key: <key>`, as the
+    Anthropic SDK sends it); 401 with the reason otherwise."""
     header = request.headers.get("authorization", "")
+    if not header and request.headers.get("x-api-key"):
+        header = f"Bearer {request.headers['x-api-key']}"
     scheme, _, key = header.partition(" ")
     if not header:
         raise ApiError(

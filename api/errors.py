@@ -6,7 +6,8 @@ HTTP statuses here, in one place.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -112,6 +113,39 @@ def run_failed(exc: BaseException, run_id: str) -> ApiError:
     )
 
 
+# The OpenAI- and Anthropic-compatible routes (`api.compat`) answer errors in their
+# provider's shape, so the provider SDKs raise their own typed exceptions with Keel's message.
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+ANTHROPIC_PATHS = ("/v1/messages",)
+
+
+def dialect(path: str) -> Literal["openai", "anthropic"] | None:
+    if path.startswith(OPENAI_PATHS):
+        return "openai"
+    if path.startswith(ANTHROPIC_PATHS):
+        return "anthropic"
+    return None
+
+
+def dialect_body(
+    kind: Literal["openai", "anthropic"], status: int, type_: str, message: str, field: str = ""
+) -> dict[str, Any]:
+    """An error as the provider's SDK parses it (its message shown by the SDK's exception)."""
+    if kind == "anthropic":
+        name = ANTHROPIC_TYPES.get(status, "api_error" if status < 503 else "overloaded_error")
+        return {"type": "error", "error": {"type": name, "message": message}}
+    return {"error": {"message": message, "type": type_, "param": field or None, "code": type_}}
+
+
 def _problem(error: dict[str, Any]) -> str:
     """What is wrong with one field; an unknown field names its closest known one."""
     if error.get("type") == "extra_forbidden" and error.get("loc"):
@@ -123,27 +157,46 @@ def _problem(error: dict[str, Any]) -> str:
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the common body."""
 
+    def respond(
+        request: Request,
+        status: int,
+        type_: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> JSONResponse:
+        kind = dialect(request.url.path)
+        if kind is None:
+            body = _body(type_, message, details)
+        else:
+            details = details or {}
+            problems = details.get("problems") or [{}]
+            field = str(details.get("field") or problems[0].get("field", ""))
+            status = 400 if status == 422 else status  # the providers say 400 for bad input
+            body = dialect_body(kind, status, type_, message, field)
+        return JSONResponse(body, status_code=status, headers=headers)
+
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            _body(exc.type, exc.message, exc.details), status_code=exc.status, headers=exc.headers
-        )
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return respond(request, exc.status, exc.type, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": _problem(e)}
             for e in exc.errors()
         ]
         fields = ", ".join(p["field"] for p in problems) or "request"
-        return JSONResponse(
-            _body("InvalidInput", f"invalid request: {fields}", {"problems": problems}),
-            status_code=422,
+        detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return respond(
+            request,
+            422,
+            "InvalidInput",
+            f"invalid request: {fields}" + (f" ({detail})" if dialect(request.url.path) else ""),
+            {"problems": problems},
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         type_ = STATUS_TYPES.get(exc.status_code, "HttpError")
-        return JSONResponse(
-            _body(type_, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-        )
+        return respond(request, exc.status_code, type_, str(exc.detail), None, exc.headers)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import agents, costs, documents, health, ingest, model_calls, rag, runs
+from api.routes import agents, compat, costs, documents, health, ingest, model_calls, rag, runs
 from keel import __version__
 from keel.clients import Clients
 from keel.settings import Settings, settings
@@ -106,6 +106,7 @@ def create_app(config: Settings | None = None, *, clients: Clients | None = None
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(model_calls.router)
+    app.include_router(compat.router)
     app.include_router(costs.router)
     app.include_router(ingest.router)
     app.include_router(documents.router)

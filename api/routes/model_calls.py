@@ -16,9 +16,11 @@ from api.errors import ApiError, ErrorResponse
 from api.ratelimit import enforce_token_limits
 from api.strict import StrictBody
 from keel.auth import Principal
+from keel.clients import Clients
 from keel.contracts.gateway import ModelCall, ModelCallRequest, ModelCallResult
 from keel.contracts.guards import RunBudget
 from keel.runs import call_context, gateway_config
+from keel.settings import Settings
 
 router = APIRouter(prefix="/v1/model-calls", tags=["model calls"])
 
@@ -75,31 +77,54 @@ async def create_model_call(
             "or leave `model` empty to route by complexity",
             details={"field": "call.model", "known": sorted(config.prices)},
         )
-    call = ModelCallRequest(
-        call=body.call,
-        context=call_context(principal, body.feature, body.budget),
-        config=gateway_config(config),
-    )
-    if config.direct_model_calls:
-        served = await serve_direct(
-            clients,
-            config,
-            providers_of(request, config),
-            call,
-            wait_seconds=body.wait_seconds,
-        )
-        if served is not None:
-            return ModelCallAnswer(id=served[0], result=served[1])
-    wid, result = await launch.start(
+    wid, result = await answer_call(
+        request,
         clients,
         config,
         principal,
+        body.call,
         feature=body.feature,
-        workflow="ModelCallWorkflow",
-        arg=call,
+        budget=body.budget,
         wait_seconds=body.wait_seconds,
-        result_type=ModelCallResult,
     )
     if result is None:
         return JSONResponse(launch.started(config, wid).model_dump(), status_code=202)
     return ModelCallAnswer(id=wid, result=result)
+
+
+async def answer_call(
+    request: Request,
+    clients: Clients,
+    config: Settings,
+    principal: Principal,
+    model_call: ModelCall,
+    *,
+    feature: str,
+    budget: RunBudget,
+    wait_seconds: float,
+) -> tuple[str, ModelCallResult | None]:
+    """One model call the way every API surface makes it: served here on the happy path
+    (`api.direct_call`), else as a durable `ModelCallWorkflow`, waited on for `wait_seconds`.
+    Returns the id it ran under and its result (None: still running after the wait)."""
+    call = ModelCallRequest(
+        call=model_call,
+        context=call_context(principal, feature, budget),
+        config=gateway_config(config),
+    )
+    if config.direct_model_calls:
+        served = await serve_direct(
+            clients, config, providers_of(request, config), call, wait_seconds=wait_seconds
+        )
+        if served is not None:
+            return served
+    wid, result = await launch.start(
+        clients,
+        config,
+        principal,
+        feature=feature,
+        workflow="ModelCallWorkflow",
+        arg=call,
+        wait_seconds=wait_seconds,
+        result_type=ModelCallResult,
+    )
+    return wid, result
