@@ -252,3 +252,20 @@ async def test_plain_http_errors_keep_keel_shape_elsewhere(
     body = anthropic_error.json()
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     assert "max_tokens" in body["error"]["message"]
+
+
+async def test_langchain_chat_openai_works_unchanged(
+    keel_url: str, caller: Caller, harness: ProviderHarness
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(
+        base_url=f"{keel_url}/v1",
+        api_key=caller.key,
+        model="keel-auto",
+        max_retries=0,
+    )
+    reply = await chat.ainvoke(_question())
+    assert reply.content == harness.reply_text
+    streamed = [str(chunk.content) async for chunk in chat.astream(_question())]
+    assert "".join(streamed) == harness.reply_text
