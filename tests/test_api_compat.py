@@ -232,9 +232,7 @@ async def test_anthropic_sdk_messages_and_stream(
     assert {f for f, *_ in await _ledger(clients, caller.tenant)} == {"messages"}
 
 
-async def test_plain_http_errors_keep_keel_shape_elsewhere(
-    keel_url: str, caller: Caller
-) -> None:
+async def test_plain_http_errors_keep_keel_shape_elsewhere(keel_url: str, caller: Caller) -> None:
     async with httpx.AsyncClient(base_url=keel_url, headers=caller.headers) as http:
         keel_error = await http.post("/v1/model-calls", json={})
         openai_error = await http.post("/v1/chat/completions", json={})
