@@ -19,15 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from keel.contracts.agents import (
+from keel.contracts.agents import SafetyCheckInput, SafetyFlag, TranscriptAppend
+from keel.contracts.documents import (
     DocumentPage,
     DocumentPageRequest,
     DocumentResultWrite,
     DocumentText,
     DocumentTextRequest,
-    SafetyCheckInput,
-    SafetyFlag,
-    TranscriptAppend,
 )
 from keel.errors import ErrorType, failure
 from keel.telemetry import activity_context

@@ -22,7 +22,7 @@ from agents.registry import role_spec
 from api.main import create_app
 from keel.auth import ensure_tenant
 from keel.clients import Clients
-from keel.contracts.agents import DocumentJobRequest
+from keel.contracts.documents import DocumentJobRequest
 from keel.contracts.gateway import CallContext
 from keel.runs import gateway_config
 from keel.settings import Settings

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from agents import prompts
     from agents.protocol import parse_reply
     from agents.registry import output_model
-    from keel.contracts.agents import (
+    from keel.contracts.documents import (
         DocumentJobProgress,
         DocumentJobRequest,
         DocumentJobResult,

@@ -24,13 +24,15 @@ from keel.contracts.agents import (
     AgentLimits,
     AgentRunRequest,
     AgentRunResult,
+    TeamDecl,
+    ToolConfig,
+    TranscriptEntry,
+)
+from keel.contracts.documents import (
     DocumentFilter,
     DocumentJobRequest,
     DocumentJobResult,
     StoredDocumentResult,
-    TeamDecl,
-    ToolConfig,
-    TranscriptEntry,
 )
 from keel.contracts.guards import RunBudget
 from keel.runs import call_context, gateway_config

@@ -30,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientsDep, PrincipalDep, SettingsDep
 from api.errors import ApiError, ErrorResponse, failure_body, not_found
 from keel.clients import Clients
-from keel.contracts.agents import DECISION_INPUTS, ESCALATION_WORKFLOWS
+from keel.contracts.escalation import DECISION_INPUTS, ESCALATION_WORKFLOWS
 from keel.contracts.runs import (
     CancelAccepted,
     RunDetail,

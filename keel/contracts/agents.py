@@ -1,5 +1,5 @@
-"""Contracts of the agent loops: `AgentTeamWorkflow`, its tools, its escalations, and
-`DocumentJobWorkflow`.
+"""Contracts of the agent team loop: `AgentTeamWorkflow`, its tools and its escalations
+(`DocumentJobWorkflow`'s are in `keel.contracts.documents`).
 
 A team is declared (`TeamDecl`, by name in `agents/teams.py` or posted as data), resolved by
 the API into a `TeamSpec` whose roles carry their prompts, and frozen into the run's input,
@@ -11,11 +11,12 @@ history: fields are only ever added, with defaults.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from keel.contracts.escalation import Decision, Escalation, TimeoutAction
 from keel.contracts.gateway import CallContext, GatewayConfig
 from keel.contracts.guards import BudgetState, Tier
 from keel.contracts.llm import ChatMessage
@@ -23,9 +24,6 @@ from keel.contracts.rag import RagConfig
 
 RoleKind = Literal["planner", "specialist", "critic", "extractor"]
 ToolName = Literal["rag_search", "calculator", "sql_metadata", "http_get", "request_human_input"]
-EscalationReason = Literal["critic_rejections", "safety", "budget_threshold", "agent_request"]
-DecisionAction = Literal["approve", "reject", "edit", "take_over"]
-TimeoutAction = Literal["approve", "reject"]
 Phase = Literal["plan", "specialist", "critic", "done"]
 TurnKind = Literal["llm", "tool", "human", "system"]
 AgentRunStatus = Literal[
@@ -262,85 +260,6 @@ class TurnRecord(BaseModel):
     at: AwareDatetime | None = None
 
 
-class Escalation(BaseModel):
-    """A question waiting for a person: why, what is asked, the draft at stake, until when."""
-
-    id: str
-    reason: EscalationReason
-    question: str
-    draft: str = ""
-    detail: str = ""
-    opened_at: AwareDatetime
-    expires_at: AwareDatetime
-    on_timeout: TimeoutAction = "reject"
-
-
-class ApproveInput(BaseModel):
-    """Update `approve`: publish the draft (draft escalations) or let the run go on."""
-
-    escalation_id: str = Field(default="", description="Empty: whichever is pending.")
-    note: str = Field(default="", max_length=4000)
-    by: str = Field(default="", max_length=200)
-
-
-class RejectInput(BaseModel):
-    """Update `reject`: stop the run without an answer."""
-
-    escalation_id: str = ""
-    reason: str = Field(default="", max_length=4000)
-    by: str = Field(default="", max_length=200)
-
-
-class EditInput(BaseModel):
-    """Update `edit`: replace the draft (it goes back to the critic) and/or the instructions
-    (the team plans again with them)."""
-
-    escalation_id: str = ""
-    draft: str | None = Field(default=None, max_length=20_000)
-    instructions: str | None = Field(default=None, max_length=4000)
-    by: str = Field(default="", max_length=200)
-
-
-class TakeOverInput(BaseModel):
-    """Update `take_over`: a person supplies the final answer; the agents stop."""
-
-    escalation_id: str = ""
-    answer: str = Field(default="", max_length=20_000)
-    by: str = Field(default="", max_length=200)
-
-
-# The escalation verbs: the API sends them to these workflows as Temporal updates, each with
-# its own input model, so a decision nobody waits for is refused by the workflow's validator.
-DECISION_INPUTS: dict[str, type[BaseModel]] = {
-    "approve": ApproveInput,
-    "reject": RejectInput,
-    "edit": EditInput,
-    "take_over": TakeOverInput,
-}
-ESCALATION_WORKFLOWS: frozenset[str] = frozenset({"AgentTeamWorkflow"})
-
-
-class Decision(BaseModel):
-    """How an escalation was resolved (by a person, or by the timeout's safe default)."""
-
-    escalation_id: str
-    reason: EscalationReason
-    action: DecisionAction
-    by: str = ""
-    text: str = Field(default="", description="The note, reason, edited text or answer.")
-    instructions: str = ""
-    timed_out: bool = False
-    at: AwareDatetime | None = None
-
-
-class EscalationAck(BaseModel):
-    """What an escalation update returns."""
-
-    escalation_id: str
-    action: DecisionAction
-    accepted: bool = True
-
-
 class LoopState(BaseModel):
     """Everything a run carries across continue-as-new: counts, summaries, the current round.
 
@@ -468,126 +387,3 @@ class SafetyFlag(BaseModel):
     reason: str = ""
     signals: list[str] = Field(default_factory=list)
     checker: str = ""
-
-
-# --- document jobs -------------------------------------------------------------------------
-
-
-class DocumentFilter(BaseModel):
-    """Which documents of the tenant a job reads (metadata equality, like `sql_metadata`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    department: str | None = None
-    doc_type: str | None = None
-    source_prefix: str | None = None
-
-
-class DocumentJobRequest(BaseModel):
-    """Input of `DocumentJobWorkflow`: run one extractor role over each selected document."""
-
-    context: CallContext
-    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
-    role: RoleSpec
-    instructions: str = Field(default="", max_length=4000)
-    filter: DocumentFilter = Field(default_factory=DocumentFilter)
-    max_documents: int = Field(default=1000, ge=1, le=100_000)
-    concurrency: int = Field(default=4, ge=1, le=64)
-    page_size: int = Field(default=50, ge=1, le=500)
-    max_chars: int = Field(default=6000, ge=200, le=50_000)
-    history_event_budget: int = Field(
-        default=4_000, ge=20, description="Continue-as-new (between pages) past this length."
-    )
-    # Carried across continue-as-new.
-    after_id: str = ""
-    done: int = 0
-    failed: int = 0
-    cost_usd: float = 0.0
-    continued: int = 0
-
-
-class DocumentTask(BaseModel):
-    """Input of the per-document child run."""
-
-    job_id: str
-    document_id: str
-    context: CallContext
-    gateway: GatewayConfig
-    role: RoleSpec
-    instructions: str = ""
-    max_chars: int = 6000
-
-
-class DocumentOutcome(BaseModel):
-    """A child's compact answer; the extracted JSON is in Postgres (`agent_document_results`)."""
-
-    document_id: str
-    ok: bool
-    error: str = ""
-    cost_usd: float = 0.0
-    items: int = 0
-
-
-class DocumentPage(BaseModel):
-    document_ids: list[str]
-
-
-class DocumentPageRequest(BaseModel):
-    tenant_id: str
-    filter: DocumentFilter = Field(default_factory=DocumentFilter)
-    after_id: str = ""
-    limit: int = 50
-
-
-class DocumentText(BaseModel):
-    document_id: str
-    title: str = ""
-    text: str
-    truncated: bool = False
-
-
-class DocumentTextRequest(BaseModel):
-    tenant_id: str
-    document_id: str
-    max_chars: int = 6000
-
-
-class DocumentResultWrite(BaseModel):
-    job_id: str
-    tenant_id: str
-    document_id: str
-    ok: bool
-    result: dict[str, Any] = Field(default_factory=dict)
-    error: str = ""
-    cost_usd: float = 0.0
-
-
-class DocumentJobProgress(BaseModel):
-    """The `progress` query of a document job; partial results are read from Postgres."""
-
-    status: Literal["running", "finished"]
-    done: int
-    failed: int
-    in_flight: int
-    cost_usd: float
-    continued: int
-    recent: list[DocumentOutcome] = Field(default_factory=list)
-
-
-class DocumentJobResult(BaseModel):
-    done: int
-    failed: int
-    cost_usd: float
-    continued: int
-    job_id: str
-
-
-class StoredDocumentResult(BaseModel):
-    """One row of a job's results as the API returns it."""
-
-    document_id: str
-    ok: bool
-    result: dict[str, Any] = Field(default_factory=dict)
-    error: str = ""
-    cost_usd: float = 0.0
-    created_at: datetime | None = None

@@ -11,7 +11,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from agents.registry import TEAMS, resolve_team
 from keel.auth import ensure_tenant
 from keel.clients import Clients
-from keel.contracts.agents import AgentLimits, AgentRunRequest, ApproveInput
+from keel.contracts.agents import AgentLimits, AgentRunRequest
+from keel.contracts.escalation import ApproveInput
 from keel.contracts.gateway import CallContext
 from keel.runs import gateway_config
 from keel.settings import Settings

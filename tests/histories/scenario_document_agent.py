@@ -7,7 +7,7 @@ import uuid
 from agents.registry import role_spec
 from keel.auth import ensure_tenant
 from keel.clients import Clients
-from keel.contracts.agents import DocumentTask
+from keel.contracts.documents import DocumentTask
 from keel.contracts.gateway import CallContext
 from keel.runs import gateway_config
 from keel.settings import Settings
