@@ -22,8 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.calculator import CalculatorError, evaluate, format_number
 from activities.netguard import IpAddress, refusal, vet_host
+from keel.calculator import CalculatorError, evaluate, format_number
 from keel.contracts.agents import (
     CalculatorArgs,
     HttpGetArgs,

@@ -45,7 +45,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from activities.chunking import chunk_text
+from keel.text.chunking import chunk_text
 
 Vectors = NDArray[np.float32]
 

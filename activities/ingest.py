@@ -34,9 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from tokenizers import Tokenizer
 
-from activities.chunking import Chunk, chunk_text
 from activities.embedding import load_tokenizer, minilm_tokenizer_path
-from activities.parsing import ParsedDocument, ParseError, parse_file
 from activities.staging import drop_job, under_root
 from activities.store import ChunkRecord, apply_invalidations, upsert_document
 from keel.contracts.ingest import (
@@ -52,6 +50,8 @@ from keel.contracts.ingest import (
 )
 from keel.settings import Settings
 from keel.telemetry import activity_context, get_logger
+from keel.text.chunking import Chunk, chunk_text
+from keel.text.parsing import ParsedDocument, ParseError, parse_file
 
 T = TypeVar("T")
 MAX_REPORTED_FAILURES = 500  # per job result; the counts stay exact beyond it

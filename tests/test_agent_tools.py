@@ -15,11 +15,11 @@ from sqlalchemy import text
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent_tools import AgentToolActivities, host_allowed
-from activities.calculator import CalculatorError, evaluate, format_number
 from agents.protocol import CriticReply, PlannerReply, SpecialistReply, extract_json, parse_reply
 from agents.registry import TEAMS, UnknownRole, output_model, resolve_team, role_spec
 from agents.tools import TOOLS, describe
 from keel.auth import ensure_tenant
+from keel.calculator import CalculatorError, evaluate, format_number
 from keel.clients import Clients
 from keel.contracts.agents import AgentLimits, LoopState, TeamDecl, ToolConfig, ToolRequest
 from keel.contracts.guards import BudgetState, RunBudget

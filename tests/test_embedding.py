@@ -12,7 +12,6 @@ import numpy as np
 import openai
 import pytest
 
-from activities.chunking import chunk_text, count_tokens
 from activities.embedding import (
     Embedder,
     OnnxMiniLMEmbedder,
@@ -25,6 +24,7 @@ from activities.embedding import (
     make_embedder,
     pool,
 )
+from keel.text.chunking import chunk_text, count_tokens
 
 FILLER = [
     "The bakery on the corner sells fresh sourdough bread every morning.",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.parsing import ParseError, parse_document, parse_file
+from keel.text.parsing import ParseError, parse_document, parse_file
 
 DATA = Path(__file__).parent / "data" / "ingest"
 LIMIT = 1_000_000

@@ -8,16 +8,17 @@ import pytest
 
 from activities.providers.local import parse_sources
 from activities.rag.context import assemble
-from activities.rag.query import process_query
-from activities.rag.search import decode_vector, encode_vector, fuse
+from activities.rag.search import decode_vector, encode_vector
 from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters, SourceRef
 from keel.guards.answer_key import answer_key, answer_scope
+from keel.rag.fusion import fuse
 from keel.rag.prompt import (
     NOT_ENOUGH_INFORMATION,
     citations,
     cited_numbers,
     is_not_enough_information,
 )
+from keel.rag.query import process_query
 
 TODAY = date(2025, 5, 20)
 DEPARTMENTS = ["HR", "Finance", "Human Resources", "IT"]

@@ -20,13 +20,11 @@ from temporalio import activity
 from activities.embedding import Embedder
 from activities.ledger import cache_hit_row, record
 from activities.rag.context import assemble_context
-from activities.rag.query import process_query
 from activities.rag.rerank import CrossEncoders, ModelUnavailable, rerank_hits
 from activities.rag.search import (
     decode_vector,
     elapsed_ms,
     encode_vector,
-    fuse,
     keyword_search,
     vector_search,
 )
@@ -49,6 +47,8 @@ from keel.contracts.rag import (
 )
 from keel.corpus import GENERATION_SQL, generation_tag
 from keel.errors import ErrorType, failure
+from keel.rag.fusion import fuse
+from keel.rag.query import process_query
 from keel.telemetry import activity_context
 
 # Vocabulary for filter extraction: at most this many distinct values per field.

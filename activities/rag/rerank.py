@@ -46,8 +46,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.embedding import Embedder
 from activities.providers.local import content_terms
-from activities.rag.search import keyword_search, minmax, window_scores
+from activities.rag.search import keyword_search, window_scores
 from keel.contracts.rag import Hit, KeywordScoring, RagFilters
+from keel.rag.fusion import minmax
 
 # Weights of the rescore reranker's features (each min-max normalised over the candidates),
 # tuned on the even-numbered evaluation questions, checked on the odd-numbered ones.

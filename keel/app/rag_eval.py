@@ -42,9 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from activities.embedding import Embedder
 from activities.providers.local import LocalExtractiveProvider
 from activities.rag.context import assemble_context
-from activities.rag.query import process_query
 from activities.rag.rerank import CrossEncoders, rerank_hits, shared_cross_encoders
-from activities.rag.search import fuse, keyword_search, vector_search
+from activities.rag.search import keyword_search, vector_search
 from keel.app.rag_seed import EmbeddingCache, Passage, seed_passages
 from keel.contracts.llm import ChatMessage, LlmRequest
 from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters
@@ -63,7 +62,9 @@ from keel.evaluation import (
     says_not_enough_information,
 )
 from keel.evaluation import Passage as EvalPassage
+from keel.rag.fusion import fuse
 from keel.rag.prompt import cited_numbers, system_prompt, user_message
+from keel.rag.query import process_query
 from keel.settings import Settings
 
 MODES = ("vector", "keyword", "hybrid", "hybrid+rerank")

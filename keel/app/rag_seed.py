@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.chunking import count_tokens
 from activities.embedding import Embedder, Window, embed_windows_batch
 from activities.store import ChunkRecord, upsert_document
 from keel.contracts.ingest import UpsertOutcome
+from keel.text.chunking import count_tokens
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,15 @@ import json
 import random
 from typing import Any
 
-from activities.chunking import chunk_text
 from activities.embedding import load_tokenizer, minilm_tokenizer_path
-from activities.parsing import ParseError, parse_file
 from activities.staging import StagedFile, stage_files
 from api.routes.ingest import new_job_id
 from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.contracts.ingest import IngestJob, IngestOptions
 from keel.settings import Settings
+from keel.text.chunking import chunk_text
+from keel.text.parsing import ParseError, parse_file
 from tests.test_parsing import make_pdf
 from workflows.common import run_attributes
 from workflows.ingest import IngestWorkflow
