@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.db import ApiKey, sessions
+from keel.schema import api_keys
 
 KEY_PREFIX = "keel_"
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -75,9 +75,9 @@ async def create_key(
     """Create a key for `tenant` (creating the tenant if new) and return it in clear, once."""
     tenant_id = await ensure_tenant(engine, tenant)
     key = new_key()
-    async with sessions(engine)() as session, session.begin():
-        session.add(
-            ApiKey(
+    async with engine.begin() as conn:
+        await conn.execute(
+            api_keys.insert().values(
                 tenant_id=tenant_id,
                 name=name,
                 prefix=key[: len(KEY_PREFIX) + 6],
