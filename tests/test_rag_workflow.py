@@ -24,7 +24,8 @@ from keel.rag.prompt import RULES
 from keel.runs import gateway_config
 from keel.settings import Settings
 from tests.support.rag_corpus import SECRET, seed
-from workflows.rag import SEARCH_DOWN, RagQueryWorkflow
+from workflows.rag import RagQueryWorkflow
+from workflows.rag_generation import SEARCH_DOWN
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """RagQueryWorkflow: the 6-stage RAG pipeline as one durable run.
 
-    input safety -> whole-answer cache (exact, then semantic) ->
-    1 query processing (normalise, filters; optional expansion) + embed (gpu)
+    input safety -> exact answer cache ->
+    1 query processing (normalise, filters) + one embedding call (gpu: the search text and
+      the question) -> semantic answer cache (local, with that vector) -> optional expansion
     2 vector search (cpu)  ||  3 keyword search (cpu) -> fusion
     4 rerank (gpu) -> 5 context assembly -> 6 grounded generation (gateway)
     -> output safety + grounding -> answer-cache write
@@ -20,38 +21,29 @@ Fallbacks, decided here so they replay identically: a reranker that still fails 
 retries leaves the hybrid order in place and marks the answer `degraded`; a search path that
 fails leaves the other one; when both fail the tenant's `allow_ungrounded` setting decides
 between an answer from the model alone (marked ungrounded) and a plain failure answer.
+
+The class is built in layers, one module each: `workflows.rag_base` (state, helpers),
+`workflows.rag_cache` (the answer cache), `workflows.rag_generation` (stage 6, expansion, the
+ungrounded fallback) and this module (the run and stages 1-5).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
-    from activities.gateway import GatewayActivities
     from activities.rag.activities import RagActivities, RagModelActivities
     from activities.safety_checks import SafetyActivities
-    from activities.semantic_cache import SemanticCacheActivities
     from keel.contracts.gateway import (
-        CacheHit,
         CacheProbe,
-        CacheWrite,
-        GatewayConfig,
-        ModelCall,
-        ModelCallResult,
-        VectorProbe,
-        VectorWrite,
     )
     from keel.contracts.guards import BudgetState
-    from keel.contracts.llm import ChatMessage, Usage
+    from keel.contracts.llm import Usage
     from keel.contracts.rag import (
         AssembledContext,
         AssembleInput,
@@ -73,33 +65,15 @@ with workflow.unsafe.imports_passed_through():
     from keel.guards.cache_key import normalise
     from keel.rag.prompt import (
         NOT_ENOUGH_INFORMATION,
-        RULES,
-        UNGROUNDED_RULES,
-        citations,
-        is_not_enough_information,
-        system_prompt,
-        user_message,
     )
-    from workflows.common import LOCAL_ACTIVITY_FAILURES, publish_status
-    from workflows.llm import call_model
-    from workflows.policies import LOCAL_TIMEOUT, QUICK_RETRY, RERANK_RETRY
-
-M = TypeVar("M", bound=BaseModel)
-A = TypeVar("A")
-
-REFUSED = "I can't help with that request."
-SEARCH_DOWN = (
-    "I can't search the documents right now, so I can't give an answer grounded in them. "
-    "Please try again shortly."
-)
-
-
-def _ms(delta: timedelta) -> float:
-    return round(delta.total_seconds() * 1000, 3)
+    from workflows.common import publish_status
+    from workflows.policies import QUICK_RETRY, RERANK_RETRY
+    from workflows.rag_base import _cause, _ms
+    from workflows.rag_generation import REFUSED, GenerationMixin
 
 
 @workflow.defn
-class RagQueryWorkflow:
+class RagQueryWorkflow(GenerationMixin):
     """Answer one question from the tenant's documents, citing them."""
 
     def __init__(self) -> None:
@@ -387,291 +361,11 @@ class RagQueryWorkflow:
         self._timings["rerank"] = result.elapsed_ms
         return result.hits, result.reranker
 
-    async def _generate(
-        self,
-        request: RagQueryRequest,
-        question: str,
-        assembled: AssembledContext,
-        base: RagAnswer,
-    ) -> RagAnswer:
-        rag = request.rag
-        self._stage = "generation"
-        before = workflow.now()
-        call = ModelCall(
-            system=system_prompt(assembled.block),
-            messages=[ChatMessage(role="user", content=user_message(question))],
-            model=rag.answer_model,
-            tier=rag.answer_tier,
-            max_tokens=rag.answer_max_tokens,
-            context_tokens=assembled.tokens,
-            cited_document_ids=sorted({s.document_id for s in assembled.sources}),
-        )
-        # With the answer-level semantic cache on, the gateway's own semantic layer would only
-        # repeat that lookup after retrieval, at two gpu round trips per miss: keep its exact
-        # layer (one Redis GET) and skip the semantic one for this call.
-        gateway = request.gateway
-        if rag.answer_cache and rag.semantic_answer_cache:
-            gateway = gateway.model_copy(update={"semantic_cache": False})
-        result = await self._call(call, request, gateway)
-        self._timings["generation"] = _ms(workflow.now() - before)
-        if not result.ok:
-            return base.model_copy(
-                update={
-                    "answer": f"No answer: {result.detail or result.stop_reason}",
-                    "status": "failed",
-                    "grounded": False,
-                    "usage": self._usage,  # what earlier calls of the run spent
-                    "cost_usd": self._budget.spent_usd,
-                }
-            )
-        usage, cost, text = result.usage, result.cost_usd, result.text
-        if self._carry_budget:  # the run's total: expansion's calls included
-            usage, cost = self._usage, self._budget.spent_usd
-
-        self._stage = "output_safety"
-        check = TextCheck(
-            tenant=request.context.tenant,
-            tenant_id=request.context.tenant_id,
-            text=text,
-            user_input=request.question,
-            context=assembled.block,
-            system=RULES,
-        )
-        verdict = await self._local(SafetyActivities.check_output, check)
-        verdicts = [verdict]
-        if verdict.remedy == "regenerate":
-            # One more try with the cache bypassed (the cached answer is the ungrounded one).
-            retry = await self._call(call.model_copy(update={"cache": False}), request, gateway)
-            if retry.ok:
-                usage = self._usage if self._carry_budget else _add(usage, retry.usage)
-                cost = self._budget.spent_usd if self._carry_budget else cost + retry.cost_usd
-                text = retry.text
-                verdict = await self._local(
-                    SafetyActivities.check_output, check.model_copy(update={"text": text})
-                )
-                verdicts.append(verdict)
-        status = "answered"
-        grounded = True
-        if verdict.remedy is not None and verdict.blocked:
-            text, status = NOT_ENOUGH_INFORMATION, "not_enough_information"
-        elif verdict.blocked:
-            text, status, grounded = REFUSED, "blocked", False
-        elif verdict.action == "redact" and verdict.redacted_text is not None:
-            text = verdict.redacted_text
-        if status == "answered" and is_not_enough_information(text):
-            status = "not_enough_information"
-        return base.model_copy(
-            update={
-                "answer": text,
-                "status": status,
-                "grounded": grounded,
-                "citations": citations(text, assembled.sources) if status == "answered" else [],
-                "model": result.model,
-                "provider": result.provider,
-                "cache_layer": result.cache_layer,
-                "usage": usage,
-                "cost_usd": cost,
-                "safety": verdicts,
-            }
-        )
-
-    # -- fallbacks and options -----------------------------------------------------------------
-
-    async def _without_retrieval(
-        self,
-        request: RagQueryRequest,
-        question: str,
-        tenant: TenantState,
-        processed: ProcessedQuery,
-    ) -> RagAnswer:
-        """Both search paths failed: answer from the model alone only if the tenant allows."""
-        base = RagAnswer(
-            answer=SEARCH_DOWN,
-            status="failed",
-            grounded=False,
-            degraded=True,
-            notes=list(self._notes),
-            filters=processed.filters,
-        )
-        if not tenant.allow_ungrounded:
-            return base
-        self._stage = "generation"
-        before = workflow.now()
-        result = await self._call(
-            ModelCall(
-                system=UNGROUNDED_RULES,
-                messages=[ChatMessage(role="user", content=question)],
-                model=request.rag.answer_model,
-                tier=request.rag.answer_tier,
-                max_tokens=request.rag.answer_max_tokens,
-                cache=False,
-            ),
-            request,
-            request.gateway,
-        )
-        self._timings["generation"] = _ms(workflow.now() - before)
-        if not result.ok:
-            return base
-        return base.model_copy(
-            update={
-                "answer": result.text,
-                "status": "answered",
-                "notes": [*self._notes, "answered from the model alone: not grounded"],
-                "model": result.model,
-                "provider": result.provider,
-                "usage": self._usage if self._carry_budget else result.usage,
-                "cost_usd": self._budget.spent_usd if self._carry_budget else result.cost_usd,
-            }
-        )
-
-    async def _call(
-        self, call: ModelCall, request: RagQueryRequest, gateway: GatewayConfig
-    ) -> ModelCallResult:
-        """One model call of this run, against what the run has spent so far."""
-        budget = self._budget if self._carry_budget else BudgetState()
-        result, after = await call_model(call, request.context, gateway, budget)
-        if self._carry_budget:
-            self._budget = after
-            self._usage = _add(self._usage, result.usage)
-        return result
-
-    async def _expand(self, request: RagQueryRequest, text: str) -> list[str]:
-        """Extra search terms from the cheap tier; a failure only skips the expansion."""
-        result = await self._call(
-            ModelCall(
-                system="Rewrite the question as up to three short search queries, one per "
-                "line, using other words for its key terms. Output only the queries.",
-                messages=[ChatMessage(role="user", content=text)],
-                tier="cheap",
-                max_tokens=64,
-            ),
-            request,
-            request.gateway,
-        )
-        if not result.ok:
-            return []
-        return [line.strip(" -*0123456789.") for line in result.text.splitlines() if line.strip()][
-            :3
-        ]
-
-    # -- the whole-answer cache ---------------------------------------------------------------
-
-    async def _cached_answer(self, request: RagQueryRequest, probe: CacheProbe) -> RagAnswer | None:
-        rag = request.rag
-        if not rag.answer_cache:
-            return None
-        layer = "answer_exact"
-        try:
-            hit = await self._local_optional(GatewayActivities.exact_cache_lookup, probe)
-        except LOCAL_ACTIVITY_FAILURES as exc:  # Redis down: answer without the cache, say so
-            kind = getattr(exc.cause, "type", None) or getattr(exc, "type", None) or "error"
-            self._notes.append(f"answer cache unavailable ({kind}): answered uncached")
-            return None
-        if hit is None and rag.semantic_answer_cache and not self._one_embedding:
-            layer = "answer_semantic"
-            hit = await workflow.execute_activity_method(
-                SemanticCacheActivities.semantic_cache_lookup,
-                probe,
-                task_queue=request.gateway.gpu_queue,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=QUICK_RETRY,
-            )
-        return _from_cache(hit, layer)
-
-    async def _semantic_answer(self, probe: CacheProbe) -> RagAnswer | None:
-        """The semantic answer cache, probed with the question's vector from `_embed`."""
-        if not self._question_vector:
-            return None
-        self._stage = "answer_cache"
-        try:
-            hit = await self._local_optional(
-                RagActivities.semantic_answer_lookup,
-                VectorProbe(probe=probe, vector_b64=self._question_vector),
-            )
-        except LOCAL_ACTIVITY_FAILURES as exc:
-            self._notes.append(f"semantic answer cache unavailable ({_cause(exc)}): uncached")
-            return None
-        return _from_cache(hit, "answer_semantic")
-
-    async def _store_answer(
-        self, request: RagQueryRequest, probe: CacheProbe, answer: RagAnswer
-    ) -> None:
-        write = CacheWrite(
-            context=request.context,
-            key=probe.key,
-            model_scope=ANSWER_SCOPE,
-            system=probe.system,
-            query_text=probe.query_text,
-            text=answer.model_dump_json(exclude={"timings_ms", "safety"}),
-            model=answer.model or "none",
-            ttl_seconds=request.rag.answer_cache_ttl_seconds,
-            cited_document_ids=sorted({c.document_id for c in answer.citations}),
-            semantic=request.rag.semantic_answer_cache,
-        )
-        try:
-            await workflow.execute_local_activity_method(
-                GatewayActivities.exact_cache_store,
-                write,
-                start_to_close_timeout=LOCAL_TIMEOUT,
-                retry_policy=QUICK_RETRY,
-            )
-        except LOCAL_ACTIVITY_FAILURES:
-            return  # Redis down: already noted at the lookup; the answer stands
-        if request.rag.semantic_answer_cache and self._one_embedding:
-            if self._question_vector:
-                with contextlib.suppress(*LOCAL_ACTIVITY_FAILURES):  # the answer stands
-                    await self._local_optional(
-                        RagActivities.semantic_answer_store,
-                        VectorWrite(write=write, vector_b64=self._question_vector),
-                    )
-        elif request.rag.semantic_answer_cache:
-            await workflow.execute_activity_method(
-                SemanticCacheActivities.semantic_cache_store,
-                write,
-                task_queue=request.gateway.gpu_queue,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=QUICK_RETRY,
-            )
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    async def _local(self, method: Callable[[Any, A], Awaitable[M | None]], arg: A) -> M:
-        result = await self._local_optional(method, arg)
-        if result is None:
-            raise RuntimeError(f"local activity {method.__name__} returned nothing")
-        return result
-
-    async def _local_optional(
-        self, method: Callable[[Any, A], Awaitable[M | None]], arg: A
-    ) -> M | None:
-        result: M | None = await workflow.execute_local_activity_method(
-            method,
-            arg,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-        )
-        return result
-
     def _finish(self, answer: RagAnswer, started: datetime) -> RagAnswer:
         timings = {**answer.timings_ms, **self._timings, "total": _ms(workflow.now() - started)}
         self._stage = "done"
         publish_status(answer.status, cost_usd=answer.cost_usd)
         return answer.model_copy(update={"timings_ms": timings})
-
-
-def _from_cache(hit: CacheHit | None, layer: str) -> RagAnswer | None:
-    if hit is None:
-        return None
-    cached = RagAnswer.model_validate_json(hit.text)
-    return cached.model_copy(
-        update={"cache_layer": layer, "usage": Usage(), "cost_usd": 0.0, "timings_ms": {}}
-    )
-
-
-def _cause(exc: FailureError) -> str:
-    cause: BaseException = exc.cause or exc
-    kind = getattr(cause, "type", None) if isinstance(cause, ApplicationError) else None
-    return f"{kind or type(cause).__name__}: {cause}"[:200]
 
 
 def _screening_notes(assembled: AssembledContext) -> list[str]:
@@ -685,12 +379,3 @@ def _screening_notes(assembled: AssembledContext) -> list[str]:
     if assembled.quarantined:
         notes.append(f"{len(assembled.quarantined)} retrieved chunk(s) withheld: instructions only")
     return notes
-
-
-def _add(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        cached_input_tokens=a.cached_input_tokens + b.cached_input_tokens,
-        cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
-    )
