@@ -10,12 +10,15 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
 
+from keel.app.cli_common import console, err, fail
+from keel.app.cli_quality import eval_cmd, redteam
+from keel.app.cli_replay import replay
+from keel.app.cli_runs import runs_app
 from keel.app.devstack import DevStack, StackError
 from keel.settings import Settings, settings
 
@@ -26,20 +29,10 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-runs_app = typer.Typer(
-    help="List and inspect runs, and decide escalations (through the API).", no_args_is_help=True
-)
 app.add_typer(runs_app, name="runs")
 
-console = Console()
-err = Console(stderr=True)
 
 DEV_KEY_FILE = "dev-api-key"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 def _child_env(config: Settings) -> dict[str, str]:
@@ -262,9 +255,9 @@ def keys_create(
     try:
         key = asyncio.run(_run())
     except InvalidTenantName as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     except OSError as exc:
-        raise _fail(f"cannot reach PostgreSQL ({exc}); is `keel up` running?") from exc
+        raise fail(f"cannot reach PostgreSQL ({exc}); is `keel up` running?") from exc
     print(key)
     err.print("Store this key now: Keel keeps only its hash and cannot show it again.")
 
@@ -317,47 +310,8 @@ def ask(
     try:
         answer = send(settings(), options)
     except AskError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     render(console, answer, show_sources=show_sources)
-
-
-@app.command("eval")
-def eval_cmd(
-    questions: Annotated[
-        int | None, typer.Option(min=1, help="Evaluate the first N questions only.")
-    ] = None,
-    tenant: Annotated[str, typer.Option(help="Tenant the evaluation corpus is seeded into.")] = (
-        "eval"
-    ),
-    answers: Annotated[
-        bool, typer.Option(help="Also score answers with the offline provider.")
-    ] = True,
-    explicit_filters: Annotated[
-        bool, typer.Option(help="Also pass each question's labelled filters as request fields.")
-    ] = False,
-    json_out: Annotated[
-        str | None, typer.Option("--json", help="Also write the full report here.")
-    ] = None,
-) -> None:
-    """Seed the evaluation corpus and report retrieval and answer quality."""
-    from keel.app.rag_eval import EvalOptions, print_report, run_eval
-    from keel.evaluation.dataset import DatasetError
-
-    config = settings()
-    options = EvalOptions(
-        tenant=tenant, limit=questions, answers=answers, explicit_filters=explicit_filters
-    )
-    try:
-        report = asyncio.run(run_eval(config, options, progress=err.print))
-    except DatasetError as exc:
-        raise _fail(str(exc), 2) from exc
-    except OSError as exc:
-        raise _fail(f"cannot reach PostgreSQL ({exc}); is `keel up` running?") from exc
-    print_report(console, report)
-    if json_out:
-        from pathlib import Path
-
-        Path(json_out).write_text(report.model_dump_json(indent=2))
 
 
 @app.command()
@@ -392,7 +346,7 @@ def ingest(
     try:
         key = resolve_key(config, api_key)
     except AskError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     request = IngestRequest(
         paths=paths,
         api_url=(api_url or f"http://localhost:{config.ports.api}").rstrip("/"),
@@ -410,9 +364,9 @@ def ingest(
                 return
             run = follow(http, request, job_id, err)
     except IngestCliError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     except httpx.HTTPError as exc:
-        raise _fail(
+        raise fail(
             f"cannot reach the Keel API at {request.api_url} ({exc}); is `keel up` running?"
         ) from exc
     render(console, run)
@@ -420,223 +374,9 @@ def ingest(
         raise typer.Exit(1)
 
 
-@app.command()
-def redteam(
-    direct: Annotated[
-        bool, typer.Option(help="Run the layers in-process instead of through Temporal.")
-    ] = False,
-    show: Annotated[int, typer.Option(help="How many misses/false positives to list.")] = 20,
-    min_block_rate: Annotated[
-        float, typer.Option(help="Fail below this attack block rate.")
-    ] = 0.94,
-    max_false_positive_rate: Annotated[
-        float, typer.Option(help="Fail above this benign block rate.")
-    ] = 0.04,
-) -> None:
-    """Run the red-team suite (441 attacks, 274 look-alike benign cases) through the safety
-    layers, by default as SafetyScreenWorkflow runs on the workers of `keel up`."""
-    from keel.redteam.runner import format_report, load_cases, run_suite
-
-    cases = load_cases()
-    if direct:
-        report = run_suite(cases=cases)
-    else:
-        verdicts = asyncio.run(_screen(settings(), cases))
-        report = run_suite(lambda case: verdicts[case.id], cases=cases)
-    console.print(format_report(report, show=show))
-    block_rate = report.attacks.blocked / max(1, report.attacks.total)
-    fp_rate = report.benign.blocked / max(1, report.benign.total)
-    if block_rate < min_block_rate or fp_rate > max_false_positive_rate:
-        raise _fail(
-            f"block rate {block_rate:.1%} (min {min_block_rate:.0%}) or false-positive rate "
-            f"{fp_rate:.1%} (max {max_false_positive_rate:.0%}) out of bounds"
-        )
-
-
-async def _screen(config: Settings, cases: list[Any]) -> dict[str, Any]:
-    """Verdicts for every case from SafetyScreenWorkflow runs, a few batches at a time."""
-    from keel.clients import connect_temporal
-    from keel.contracts.redteam import ScreenBatch, ScreenCase, ScreenResult
-
-    client = await connect_temporal(config)
-    batches = [cases[i : i + 50] for i in range(0, len(cases), 50)]
-    gate = asyncio.Semaphore(4)
-
-    async def one(batch: list[Any]) -> ScreenResult:
-        async with gate:
-            result: ScreenResult = await client.execute_workflow(
-                "SafetyScreenWorkflow",
-                ScreenBatch(
-                    cases=[ScreenCase(id=c.id, channel=c.channel, text=c.text) for c in batch]
-                ),
-                id=f"redteam-{uuid.uuid4().hex[:12]}",
-                task_queue=config.task_queue_cpu,
-                execution_timeout=timedelta(minutes=5),
-                result_type=ScreenResult,
-            )
-            return result
-
-    verdicts: dict[str, Any] = {}
-    for result in await asyncio.gather(*(one(b) for b in batches)):
-        verdicts.update(result.verdicts)
-    return verdicts
-
-
-ApiKeyOption = Annotated[
-    str | None, typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote.")
-]
-ApiUrlOption = Annotated[str | None, typer.Option(help="Default: http://localhost:<ports.api>.")]
-
-
-def _runs_call(api_key: str | None, api_url: str | None, call: Any) -> Any:
-    """Run `call(client)` against the API; user-facing failures exit with their message."""
-    from keel.app.ask import AskError, resolve_key
-    from keel.app.runs_client import RunsClient, RunsCliError
-
-    config = settings()
-    try:
-        key = resolve_key(config, api_key)
-    except AskError as exc:
-        raise _fail(str(exc)) from exc
-    url = api_url or f"http://localhost:{config.ports.api}"
-    try:
-        with httpx.Client(timeout=60) as http:
-            return call(RunsClient(http, url, key))
-    except RunsCliError as exc:
-        raise _fail(str(exc)) from exc
-
-
-@runs_app.command("list")
-def runs_list(
-    status: Annotated[str | None, typer.Option(help="running, completed, failed, ...")] = None,
-    feature: Annotated[str | None, typer.Option(help="e.g. agents, rag, ingest.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
-) -> None:
-    """Your runs, newest first."""
-    from keel.app.runs_client import render_list
-
-    runs = _runs_call(
-        api_key, api_url, lambda c: c.list(status=status, feature=feature, limit=limit)
-    )
-    render_list(console, runs)
-
-
-@runs_app.command("show")
-def runs_show(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
-) -> None:
-    """Status, progress, the pending escalation (question, draft), result and cost."""
-    from keel.app.runs_client import render_run
-
-    render_run(console, _runs_call(api_key, api_url, lambda c: c.show(run_id)))
-
-
-@runs_app.command("approve")
-def runs_approve(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
-    note: Annotated[str, typer.Option(help="Passed to the run and kept in its transcript.")] = "",
-    escalation: Annotated[str, typer.Option(help="Only if this escalation is pending.")] = "",
-    by: Annotated[str, typer.Option(help="Who decides (default: your user name).")] = "",
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
-) -> None:
-    """Approve the pending escalation: publish the draft, or let the run go on."""
-    _decide(run_id, "approve", {"note": note}, escalation, by, api_key, api_url)
-    console.print(f"approved {run_id}")
-
-
-@runs_app.command("reject")
-def runs_reject(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
-    reason: Annotated[str, typer.Option(help="Why; kept in the run's transcript.")] = "",
-    escalation: Annotated[str, typer.Option(help="Only if this escalation is pending.")] = "",
-    by: Annotated[str, typer.Option(help="Who decides (default: your user name).")] = "",
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
-) -> None:
-    """Reject the pending escalation: the run stops without an answer."""
-    _decide(run_id, "reject", {"reason": reason}, escalation, by, api_key, api_url)
-    console.print(f"rejected {run_id}")
-
-
-def _decide(
-    run_id: str,
-    action: str,
-    fields: dict[str, str],
-    escalation: str,
-    by: str,
-    api_key: str | None,
-    api_url: str | None,
-) -> None:
-    """Send a person's decision on the pending escalation (default decider: the user name)."""
-    import getpass
-
-    body = {**fields, "escalation_id": escalation, "by": by or getpass.getuser()}
-    _runs_call(api_key, api_url, lambda c: c.decide(run_id, action, body))
-
-
-@app.command()
-def replay(
-    workflow_id: Annotated[
-        str | None, typer.Argument(help="Workflow id of one run to replay (its latest run).")
-    ] = None,
-    run_id: Annotated[
-        str | None, typer.Option("--run-id", help="A specific run of WORKFLOW_ID.")
-    ] = None,
-    recent: Annotated[
-        int, typer.Option("--recent", min=0, help="Replay the last N closed runs of every type.")
-    ] = 0,
-    query: Annotated[
-        str,
-        typer.Option(
-            "--query", help="Narrow --recent by a visibility query: 'KeelTenant = \"acme\"'."
-        ),
-    ] = "",
-) -> None:
-    """Replay recorded runs against the workflow code on disk, before deploying it.
-
-    Exits 0 when every run replays, 1 when any diverges (each divergence told in plain
-    words), 2 when the runs cannot be fetched. Run it in CI against production's Temporal
-    with the new code checked out: `keel replay --recent 50`.
-    """
-    from temporalio.service import RPCError
-
-    from keel.app.replay import fetch_recent, fetch_run, replay_histories, workflow_types
-    from keel.clients import connect_temporal
-    from worker import workflow_classes
-
-    if (workflow_id is None) == (recent == 0):
-        raise _fail("give either a WORKFLOW_ID or --recent N", 2)
-    config = settings()
-
-    async def _replay() -> list[Any]:
-        client = await connect_temporal(config)
-        classes = workflow_classes()
-        if workflow_id is not None:
-            histories = [await fetch_run(client, workflow_id, run_id)]
-        else:
-            histories = await fetch_recent(client, workflow_types(classes), recent, query)
-        return await replay_histories(histories, classes)
-
-    try:
-        outcomes = asyncio.run(_replay())
-    except (RPCError, RuntimeError, OSError) as exc:
-        raise _fail(
-            f"cannot fetch runs from Temporal at {config.temporal_target}: {exc}", 2
-        ) from exc
-    for outcome in outcomes:
-        mark = "[green]replays[/]" if outcome.ok else "[bold red]DIVERGES[/]"
-        console.print(f"{mark}  {outcome.workflow_type}  {outcome.workflow_id}")
-        if not outcome.ok:
-            console.print(f"    {outcome.divergence}", markup=False, soft_wrap=True)
-    failed = sum(not o.ok for o in outcomes)
-    console.print(f"{len(outcomes)} run(s) replayed, {failed} diverged")
-    if failed:
-        raise typer.Exit(1)
+app.command("eval")(eval_cmd)
+app.command()(redteam)
+app.command()(replay)
 
 
 def main() -> None:
