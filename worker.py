@@ -137,6 +137,7 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
     from activities.agents import AgentActivities
     from activities.gateway import GatewayActivities
     from activities.ingest import IngestActivities
+    from activities.ingest_jobs import IngestJobActivities
     from activities.providers import build_providers
     from activities.rag.activities import RagActivities
     from activities.redteam import RedTeamActivities
@@ -160,6 +161,7 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
                 SafetyActivities(),
                 RedTeamActivities(),
                 IngestActivities(engine=clients.engine, redis=clients.redis, settings=config),
+                IngestJobActivities(engine=clients.engine),
                 AgentActivities(engine=clients.engine),
                 AgentToolActivities(engine=clients.engine),
             ),

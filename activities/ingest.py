@@ -17,12 +17,7 @@ Embedding runs on the gpu queue (`activities.ingest_embed`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,122 +27,29 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from tokenizers import Tokenizer
 
-from activities.embedding import load_tokenizer, minilm_tokenizer_path
-from activities.staging import drop_job, under_root
+from activities.heartbeat import in_thread
+from activities.ingest_rows import (
+    StagedFile,
+    cut,
+    doc_row,
+    failed_row,
+    parse_bytes,
+    reason_text,
+)
+from activities.staging import under_root
 from activities.store import ChunkRecord, apply_invalidations, upsert_document
 from keel.contracts.ingest import (
-    BatchPlan,
     BatchRef,
-    FileRange,
-    IngestFailure,
-    IngestOptions,
-    JobRef,
-    JobSummary,
-    PlanRequest,
     StageCounts,
 )
 from keel.settings import Settings
 from keel.telemetry import activity_context, get_logger
-from keel.text.chunking import Chunk, chunk_text
-from keel.text.parsing import ParsedDocument, ParseError, parse_file
 
 T = TypeVar("T")
-MAX_REPORTED_FAILURES = 500  # per job result; the counts stay exact beyond it
-MAX_REASON_CHARS = 300
 DIM = 384
 
 log = get_logger("keel.ingest")
-
-
-@lru_cache(maxsize=1)
-def chunking_tokenizer() -> Tokenizer:
-    """The tokenizer chunks are measured with: all-MiniLM-L6-v2's WordPiece.
-
-    Every configured embedder reads it (the ONNX and sentence-transformers models are
-    MiniLM; the OpenAI embedder sizes its chunks with it too, see `OpenAIEmbedder`), and
-    loading only the tokenizer keeps the model off the cpu workers.
-    """
-    return load_tokenizer(minilm_tokenizer_path())
-
-
-async def in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking work (parsing, tokenizing, a model) off the event loop, heartbeating.
-
-    The heartbeats say "this worker is alive" while a long call runs, and are how Temporal
-    delivers a cancel to the activity. A dead worker stops heartbeating, so its attempt is
-    retried elsewhere after the heartbeat timeout instead of the whole start-to-close one.
-    """
-    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=1.0)
-        if done:
-            return task.result()
-        activity.heartbeat()
-
-
-def content_hash(
-    doc: ParsedDocument, title: str, metadata: dict[str, Any], opts: IngestOptions
-) -> str:
-    """What makes two versions of a document the same: text, title, metadata, and the
-    settings that shape its chunks and vectors (so changing them re-ingests)."""
-    payload = json.dumps(
-        {
-            "text": doc.text,
-            "title": title,
-            "metadata": metadata,
-            "chunking": [opts.target_tokens, opts.overlap_tokens],
-            "embedder": opts.embedder,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _reason(message: str) -> str:
-    return message if len(message) <= MAX_REASON_CHARS else message[: MAX_REASON_CHARS - 1] + "…"
-
-
-def _parse(name: str, data: bytes, max_bytes: int) -> tuple[list[ParsedDocument], list[ParseError]]:
-    errors: list[ParseError] = []
-    try:
-        docs = parse_file(name, data, max_bytes=max_bytes, errors=errors)
-    except ParseError as exc:
-        return [], [exc]
-    return docs, errors
-
-
-def _cut(body: str, opts: IngestOptions) -> list[Chunk]:
-    return chunk_text(
-        body,
-        chunking_tokenizer(),
-        target_tokens=opts.target_tokens,
-        overlap_tokens=opts.overlap_tokens,
-    )
-
-
-@dataclass(frozen=True)
-class _File:
-    id: int
-    name: str
-    path: str | None
-    size: int
-
-
-def _failed_row(source: str, kind: str, reason: str) -> dict[str, Any]:
-    return {
-        "source": source,
-        "title": "",
-        "metadata": "{}",
-        "text": None,
-        "hash": None,
-        "prior": None,
-        "status": "failed",
-        "kind": kind,
-        "error": _reason(reason),
-    }
 
 
 def _vectors(raw: bytes) -> list[list[float]]:
@@ -162,41 +64,6 @@ class IngestActivities:
         self.engine = engine
         self.redis = redis
         self.settings = settings
-
-    # -- planning ------------------------------------------------------------------------
-    @activity.defn(name="ingest_plan")
-    async def plan(self, request: PlanRequest) -> BatchPlan:
-        """The next batches of staged files after `request.after` (a short local activity)."""
-        limit = request.batch_files * request.max_batches
-        async with self.engine.connect() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT id FROM ingest_files WHERE job_id = :j AND id > :a "
-                            "ORDER BY id LIMIT :n"
-                        ),
-                        {"j": request.job_id, "a": request.after, "n": limit},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            total = None
-            if request.count_total:
-                total = (
-                    await conn.execute(
-                        text("SELECT count(*) FROM ingest_files WHERE job_id = :j"),
-                        {"j": request.job_id},
-                    )
-                ).scalar_one()
-        batches = [
-            FileRange(first=group[0], last=group[-1], files=len(group))
-            for group in (
-                ids[i : i + request.batch_files] for i in range(0, len(ids), request.batch_files)
-            )
-        ]
-        return BatchPlan(batches=batches, files_total=total)
 
     # -- parse ---------------------------------------------------------------------------
     @activity.defn(name="ingest_parse")
@@ -219,16 +86,16 @@ class IngestActivities:
                 ).all()
             for done, row in enumerate(rows):
                 activity.heartbeat(done)
-                file = _File(id=row[0], name=row[1], path=row[2], size=row[3])
+                file = StagedFile(id=row[0], name=row[1], path=row[2], size=row[3])
                 await self._write_docs(ref, file, await self._parse_file(ref, file))
             return await self._counts(ref)
 
-    async def _parse_file(self, ref: BatchRef, file: _File) -> list[dict[str, Any]]:
+    async def _parse_file(self, ref: BatchRef, file: StagedFile) -> list[dict[str, Any]]:
         max_bytes = ref.options.max_file_bytes
         if file.size > max_bytes:
             # Checked before reading: an oversized upload was staged without its bytes.
             return [
-                _failed_row(
+                failed_row(
                     file.name,
                     "too_large",
                     f"file is {file.size:,} bytes, over the limit of max_bytes={max_bytes:,}",
@@ -237,14 +104,14 @@ class IngestActivities:
         try:
             data = await self._read(file)
         except OSError as exc:
-            return [_failed_row(file.name, "unreadable", f"cannot read file: {exc}")]
-        docs, errors = await in_thread(_parse, file.name, data, max_bytes)
-        rows = [_failed_row(e.source or file.name, e.kind, e.reason) for e in errors]
+            return [failed_row(file.name, "unreadable", f"cannot read file: {exc}")]
+        docs, errors = await in_thread(parse_bytes, file.name, data, max_bytes)
+        rows = [failed_row(e.source or file.name, e.kind, e.reason) for e in errors]
         for doc in docs:
-            rows.append(self._doc_row(doc, ref.options))
+            rows.append(doc_row(doc, ref.options))
         return rows
 
-    async def _read(self, file: _File) -> bytes:
+    async def _read(self, file: StagedFile) -> bytes:
         if file.path is None:
             async with self.engine.connect() as conn:
                 data = (
@@ -263,28 +130,9 @@ class IngestActivities:
             raise OSError(f"path is outside the ingest root {root}")
         return await asyncio.to_thread(path.read_bytes)
 
-    def _doc_row(self, doc: ParsedDocument, opts: IngestOptions) -> dict[str, Any]:
-        # Job metadata (CLI flags, API field) overrides what the document declares.
-        metadata = {**doc.metadata, **opts.metadata}
-        title = opts.metadata.get("title") or doc.title
-        metadata["title"] = title
-        encoded = json.dumps(metadata, ensure_ascii=False)
-        if "\x00" in doc.text or "\\u0000" in encoded or "\x00" in title:
-            # PostgreSQL text and jsonb cannot hold NUL characters.
-            return _failed_row(doc.source, "binary", "document contains NUL characters")
-        return {
-            "source": doc.source,
-            "title": title,
-            "metadata": encoded,
-            "text": doc.text,
-            "hash": content_hash(doc, title, metadata, opts),
-            "prior": None,
-            "status": "parsed",
-            "kind": None,
-            "error": None,
-        }
-
-    async def _write_docs(self, ref: BatchRef, file: _File, rows: list[dict[str, Any]]) -> None:
+    async def _write_docs(
+        self, ref: BatchRef, file: StagedFile, rows: list[dict[str, Any]]
+    ) -> None:
         sources = [r["source"] for r in rows if r["status"] == "parsed"]
         async with self.engine.begin() as conn:
             stored: dict[str, str] = dict(
@@ -365,7 +213,7 @@ class IngestActivities:
                             text("SELECT text FROM ingest_docs WHERE id = :d"), {"d": doc_id}
                         )
                     ).scalar_one()
-                chunks = await in_thread(_cut, body, opts)
+                chunks = await in_thread(cut, body, opts)
                 async with self.engine.begin() as conn:
                     if not chunks:
                         await conn.execute(
@@ -503,93 +351,5 @@ class IngestActivities:
                     "UPDATE ingest_docs SET status = 'failed', error_kind = :k, error = :e "
                     "WHERE id = :d"
                 ),
-                {"d": doc_id, "k": kind, "e": _reason(reason)},
+                {"d": doc_id, "k": kind, "e": reason_text(reason)},
             )
-
-    # -- the end of a job ----------------------------------------------------------------
-    @activity.defn(name="ingest_summarize")
-    async def summarize(self, ref: JobRef) -> JobSummary:
-        """The job's outcome from its staging rows: exact counts and the failures, by file.
-
-        Files whose batch never finished (it failed after all retries) count as failed.
-        """
-        params = {"j": ref.job_id}
-        async with self.engine.connect() as conn:
-            files_total = (
-                await conn.execute(
-                    text("SELECT count(*) FROM ingest_files WHERE job_id = :j"), params
-                )
-            ).scalar_one()
-            by_status = {
-                r[0]: (int(r[1]), int(r[2]))
-                for r in await conn.execute(
-                    text(
-                        "SELECT status, count(*), coalesce(sum(chunks_written), 0) "
-                        "FROM ingest_docs WHERE job_id = :j GROUP BY status"
-                    ),
-                    params,
-                )
-            }
-            files_failed = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM ingest_files f WHERE f.job_id = :j AND NOT EXISTS "
-                        "(SELECT 1 FROM ingest_docs d WHERE d.file_id = f.id "
-                        "AND d.status IN ('stored', 'unchanged'))"
-                    ),
-                    params,
-                )
-            ).scalar_one()
-            failures = (
-                await conn.execute(
-                    text(
-                        "SELECT source, error_kind, error FROM ingest_docs "
-                        "WHERE job_id = :j AND status = 'failed' "
-                        "UNION ALL SELECT source, 'not_processed', "
-                        "'its batch failed before the document was stored' FROM ingest_docs "
-                        "WHERE job_id = :j AND status IN ('parsed', 'chunked') "
-                        "UNION ALL SELECT f.name, 'not_processed', "
-                        "'its batch failed before the file was parsed' FROM ingest_files f "
-                        "WHERE f.job_id = :j AND NOT EXISTS "
-                        "(SELECT 1 FROM ingest_docs d WHERE d.file_id = f.id) "
-                        "ORDER BY 1 LIMIT :n"
-                    ),
-                    {**params, "n": MAX_REPORTED_FAILURES + 1},
-                )
-            ).all()
-            unprocessed_files = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM ingest_files f WHERE f.job_id = :j AND NOT EXISTS "
-                        "(SELECT 1 FROM ingest_docs d WHERE d.file_id = f.id)"
-                    ),
-                    params,
-                )
-            ).scalar_one()
-        zero = (0, 0)
-        failed = (
-            by_status.get("failed", zero)[0]
-            + by_status.get("parsed", zero)[0]
-            + by_status.get("chunked", zero)[0]
-            + int(unprocessed_files)
-        )
-        return JobSummary(
-            files_total=int(files_total),
-            files_failed=int(files_failed),
-            documents_stored=by_status.get("stored", zero)[0],
-            documents_unchanged=by_status.get("unchanged", zero)[0],
-            documents_failed=failed,
-            chunks_written=by_status.get("stored", zero)[1],
-            failures=[
-                IngestFailure(source=s, kind=k or "failed", reason=e or "")
-                for s, k, e in failures[:MAX_REPORTED_FAILURES]
-            ],
-            failures_omitted=max(0, failed - MAX_REPORTED_FAILURES),
-        )
-
-    @activity.defn(name="ingest_cleanup")
-    async def cleanup(self, ref: JobRef) -> int:
-        """Delete the job's staging rows (files, documents, chunks); idempotent."""
-        dropped = await drop_job(self.engine, ref.job_id)
-        log.info("ingest staging dropped", job_id=ref.job_id, files=dropped)
-        return dropped

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.embedding import Embedder, Window, embed_windows_batch, pool
-from activities.ingest import in_thread
+from activities.heartbeat import in_thread
 from keel.contracts.ingest import BatchRef, StageCounts
 from keel.telemetry import activity_context
 

@@ -27,7 +27,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ingest import IngestActivities
+    from activities.ingest_jobs import IngestJobActivities
     from keel.contracts.ingest import (
         BatchPlan,
         BatchRef,
@@ -111,7 +111,7 @@ class IngestWorkflow:
     async def _plan(self, job: IngestJob, cursor: int) -> BatchPlan:
         first = self._progress.files_total == 0 and job.progress is None
         plan: BatchPlan = await workflow.execute_local_activity_method(
-            IngestActivities.plan,
+            IngestJobActivities.plan,
             PlanRequest(
                 job_id=job.job_id,
                 after=cursor,
@@ -176,7 +176,7 @@ class IngestWorkflow:
         self._progress.state = "finishing"
         ref = JobRef(job_id=job.job_id, tenant=job.tenant)
         summary = await workflow.execute_activity_method(
-            IngestActivities.summarize,
+            IngestJobActivities.summarize,
             ref,
             start_to_close_timeout=JOB_STEP_TIMEOUT,
             retry_policy=QUICK_RETRY,
@@ -214,7 +214,7 @@ class IngestWorkflow:
 
     async def _cleanup(self, ref: JobRef) -> None:
         await workflow.execute_activity_method(
-            IngestActivities.cleanup,
+            IngestJobActivities.cleanup,
             ref,
             start_to_close_timeout=JOB_STEP_TIMEOUT,
             retry_policy=QUICK_RETRY,

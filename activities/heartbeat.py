@@ -1,0 +1,26 @@
+"""Blocking work inside an activity, off the event loop, with the activity heartbeating."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from temporalio import activity
+
+T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (parsing, tokenizing, a model) off the event loop, heartbeating.
+
+    The heartbeats say "this worker is alive" while a long call runs, and are how Temporal
+    delivers a cancel to the activity. A dead worker stops heartbeating, so its attempt is
+    retried elsewhere after the heartbeat timeout instead of the whole start-to-close one.
+    """
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            return task.result()
+        activity.heartbeat()
