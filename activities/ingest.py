@@ -1,4 +1,5 @@
-"""Ingest activities on the cpu queue: plan a job's batches, parse, chunk and store a batch.
+"""Ingest activities on the cpu queue: parse, chunk and store a batch of a job (the job-level
+steps, planning and the summary, are in `activities.ingest_jobs`).
 
 Each stage reads what the previous one left in the staging tables (migration 0003) and
 writes its own results there, so workflow history carries only a job id and a range of file

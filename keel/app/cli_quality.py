@@ -31,7 +31,8 @@ def eval_cmd(
     ] = None,
 ) -> None:
     """Seed the evaluation corpus and report retrieval and answer quality."""
-    from keel.app.rag_eval import EvalOptions, print_report, run_eval
+    from keel.app.rag_eval import EvalOptions, run_eval
+    from keel.app.rag_eval_report import print_report
     from keel.evaluation.dataset import DatasetError
 
     config = settings()

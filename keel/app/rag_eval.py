@@ -33,114 +33,36 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.embedding import Embedder
 from activities.providers.local import LocalExtractiveProvider
-from activities.rag.context import assemble_context
 from activities.rag.rerank import CrossEncoders, rerank_hits, shared_cross_encoders
 from activities.rag.search import keyword_search, vector_search
+from keel.app.rag_eval_answers import answer_metrics, answer_with_local_model
+from keel.app.rag_eval_report import (
+    MODES,
+    EvalReport,
+    ModeMetrics,
+    mean,
+)
 from keel.app.rag_seed import EmbeddingCache, Passage, seed_passages
-from keel.contracts.llm import ChatMessage, LlmRequest
 from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters
 from keel.evaluation import (
     GoldenItem,
     Question,
-    citation_correct,
-    citation_precision,
-    golden_check,
     load_corpus,
     load_golden,
     load_questions,
     mrr_at_k,
     ndcg_at_k,
     recall_at_k,
-    says_not_enough_information,
 )
 from keel.evaluation import Passage as EvalPassage
 from keel.rag.fusion import fuse
-from keel.rag.prompt import cited_numbers, system_prompt, user_message
 from keel.rag.query import process_query
 from keel.settings import Settings
-
-MODES = ("vector", "keyword", "hybrid", "hybrid+rerank")
-
-
-class ModeMetrics(BaseModel):
-    mode: str
-    questions: int
-    recall_at_5: float
-    recall_at_50: float
-    mrr_at_10: float
-    ndcg_at_10: float
-    ms_per_query: float
-
-
-class AnswerMetrics(BaseModel):
-    answerable: int
-    unanswerable: int
-    citation_correct: float = Field(description="Gold cited (answerable) / nothing cited.")
-    citation_precision: float = Field(description="Cited passages that are gold.")
-    nei_on_unanswerable: float = Field(description="Unanswerable questions answered NEI.")
-    nei_on_answerable: float = Field(description="Answerable questions answered NEI.")
-    grounding_share: float = Field(description="Mean supported share of answer sentences.")
-    golden: int = 0
-    golden_pass: float = Field(default=0.0, description="Golden checks passed.")
-
-
-class EvalReport(BaseModel):
-    passages: int
-    questions: int
-    answerable: int
-    modes: list[ModeMetrics]
-    recall_at_5_by_kind: dict[str, dict[str, float]] = Field(default_factory=dict)
-    filters_read: str = ""
-    answers: AnswerMetrics | None = None
-    seconds: float
-    reranker: str
-    per_question: list[dict[str, Any]] = Field(default_factory=list)
-
-    def mode(self, name: str) -> ModeMetrics:
-        return next(m for m in self.modes if m.mode == name)
-
-    def markdown(self) -> str:
-        """The README tables."""
-        lines = [
-            "| retrieval | recall@5 | recall@50 | MRR@10 | nDCG@10 | ms/query |",
-            "|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {m.mode} | {m.recall_at_5:.3f} | {m.recall_at_50:.3f} | {m.mrr_at_10:.3f} "
-            f"| {m.ndcg_at_10:.3f} | {m.ms_per_query:.1f} |"
-            for m in self.modes
-        ]
-        if self.recall_at_5_by_kind:
-            lines += ["", "| recall@5 by kind | " + " | ".join(MODES) + " |"]
-            lines += ["|---" * (len(MODES) + 1) + "|"]
-            for kind, row in sorted(self.recall_at_5_by_kind.items()):
-                lines.append(f"| {kind} | " + " | ".join(f"{row[m]:.3f}" for m in MODES) + " |")
-        if self.answers is not None:
-            a = self.answers
-            lines += [
-                "",
-                "| answers (local-extractive, top 5 after rerank) | value |",
-                "|---|---|",
-                f"| citation correct | {a.citation_correct:.3f} |",
-                f"| citation precision | {a.citation_precision:.3f} |",
-                f"| NEI on unanswerable ({a.unanswerable}) | {a.nei_on_unanswerable:.3f} |",
-                f"| NEI on answerable ({a.answerable}) | {a.nei_on_answerable:.3f} |",
-                f"| grounding share | {a.grounding_share:.3f} |",
-                f"| golden checks passed ({a.golden}) | {a.golden_pass:.3f} |",
-            ]
-        return "\n".join(lines)
-
-
-def _mean(values: list[float]) -> float:
-    return round(sum(values) / len(values), 4) if values else 0.0
 
 
 def seed_form(passage: EvalPassage) -> Passage:
@@ -343,7 +265,7 @@ async def evaluate(
                 by_kind.setdefault(question.kind, {}).setdefault(mode, []).append(scores["r5"])
         if answers:
             record.update(
-                await _answer(
+                await answer_with_local_model(
                     engine, provider, tenant_id, question.question, ranked.top, rag, passage_of
                 )
             )
@@ -352,11 +274,11 @@ async def evaluate(
         ModeMetrics(
             mode=mode,
             questions=len(rows[mode]),
-            recall_at_5=_mean([r["r5"] for r in rows[mode]]),
-            recall_at_50=_mean([r["r50"] for r in rows[mode]]),
-            mrr_at_10=_mean([r["mrr"] for r in rows[mode]]),
-            ndcg_at_10=_mean([r["ndcg"] for r in rows[mode]]),
-            ms_per_query=round(_mean(latencies[mode]), 1),
+            recall_at_5=mean([r["r5"] for r in rows[mode]]),
+            recall_at_50=mean([r["r50"] for r in rows[mode]]),
+            mrr_at_10=mean([r["mrr"] for r in rows[mode]]),
+            ndcg_at_10=mean([r["ndcg"] for r in rows[mode]]),
+            ms_per_query=round(mean(latencies[mode]), 1),
         )
         for mode in MODES
     ]
@@ -366,10 +288,10 @@ async def evaluate(
         answerable=sum(q.answerable for q in questions),
         modes=modes,
         recall_at_5_by_kind={
-            kind: {m: _mean(values.get(m, [])) for m in MODES} for kind, values in by_kind.items()
+            kind: {m: mean(values.get(m, [])) for m in MODES} for kind, values in by_kind.items()
         },
         filters_read=_filters_read(questions, processed),
-        answers=_answer_metrics(questions, records, golden or []) if answers else None,
+        answers=answer_metrics(questions, records, golden or []) if answers else None,
         seconds=round(time.perf_counter() - started, 1),
         reranker=rag.reranker,
         per_question=records,
@@ -397,68 +319,6 @@ def _same(wanted: Any, found: Any) -> bool:
     if isinstance(wanted, list):
         return {w.lower() for w in wanted} == {f.lower() for f in found or []}
     return bool(wanted == found)
-
-
-async def _answer(
-    engine: AsyncEngine,
-    provider: LocalExtractiveProvider,
-    tenant_id: uuid.UUID,
-    question: str,
-    top: list[Hit],
-    rag: RagConfig,
-    passage_of: dict[int, str],
-) -> dict[str, Any]:
-    """Stages 5 and 6 with the offline provider and the production prompt."""
-    from keel.safety import grounded_share
-
-    assembled = await assemble_context(
-        engine, tenant_id=tenant_id, hits=top, token_budget=rag.context_token_budget
-    )
-    if not assembled.sources:
-        return {"answer": "", "nei": True, "cited": [], "grounding": None}
-    response = await provider.complete(
-        LlmRequest(
-            model="local-extractive",
-            system=system_prompt(assembled.block),
-            messages=[ChatMessage(role="user", content=user_message(question))],
-            max_tokens=rag.answer_max_tokens,
-        )
-    )
-    numbers = {s.number: s.chunk_id for s in assembled.sources}
-    nei = says_not_enough_information(response.text)
-    return {
-        "answer": response.text,
-        "nei": nei,
-        "cited": [passage_of[numbers[n]] for n in cited_numbers(response.text) if n in numbers],
-        "grounding": None if nei else grounded_share(response.text, assembled.block),
-    }
-
-
-def _answer_metrics(
-    questions: list[Question], records: list[dict[str, Any]], golden: list[GoldenItem]
-) -> AnswerMetrics:
-    pairs = list(zip(questions, records, strict=True))
-    answerable = [(q, r) for q, r in pairs if q.answerable]
-    unanswerable = [(q, r) for q, r in pairs if not q.answerable]
-    precision = [
-        citation_precision(r["cited"], q.gold_passage_ids) for q, r in answerable if r["cited"]
-    ]
-    grounding = [float(r["grounding"]) for r in records if r.get("grounding") is not None]
-    answers = {q.qid: r.get("answer", "") for q, r in pairs}
-    checks = [item for item in golden if item.qid in answers]
-    return AnswerMetrics(
-        answerable=len(answerable),
-        unanswerable=len(unanswerable),
-        citation_correct=_mean(
-            [float(citation_correct(r["cited"], q.gold_passage_ids)) for q, r in pairs]
-        ),
-        citation_precision=_mean(precision),
-        nei_on_unanswerable=_mean([float(r["nei"]) for _, r in unanswerable]),
-        nei_on_answerable=_mean([float(r["nei"]) for _, r in answerable]),
-        grounding_share=_mean(grounding),
-        golden=len(checks),
-        golden_pass=_mean([float(golden_check(answers[str(c.qid)], c)) for c in checks]),
-    )
 
 
 async def _passage_ids(engine: AsyncEngine, tenant_id: uuid.UUID) -> dict[int, str]:
@@ -516,39 +376,3 @@ async def run_eval(
         )
     finally:
         await engine.dispose()
-
-
-def print_report(console: Console, report: EvalReport) -> None:
-    """The retrieval table, recall@5 by question kind, and the answer metrics."""
-    console.print(
-        f"{report.questions} questions ({report.answerable} answerable) over "
-        f"{report.passages} passages; reranker: {report.reranker}; {report.seconds:.0f} s"
-    )
-    table = Table(
-        "retrieval", "recall@5", "recall@50", "MRR@10", "nDCG@10", "ms/query", show_edge=False
-    )
-    for m in report.modes:
-        table.add_row(
-            m.mode,
-            f"{m.recall_at_5:.3f}",
-            f"{m.recall_at_50:.3f}",
-            f"{m.mrr_at_10:.3f}",
-            f"{m.ndcg_at_10:.3f}",
-            f"{m.ms_per_query:.1f}",
-        )
-    console.print(table)
-    kinds = Table("recall@5 by kind", *MODES, show_edge=False)
-    for kind, row in sorted(report.recall_at_5_by_kind.items()):
-        kinds.add_row(kind, *(f"{row[m]:.3f}" for m in MODES))
-    console.print(kinds)
-    console.print(f"filters: {report.filters_read}")
-    if report.answers is not None:
-        a = report.answers
-        answers = Table("answers (local-extractive)", "value", show_edge=False)
-        answers.add_row("citation correct", f"{a.citation_correct:.3f}")
-        answers.add_row("citation precision", f"{a.citation_precision:.3f}")
-        answers.add_row(f"NEI on unanswerable ({a.unanswerable})", f"{a.nei_on_unanswerable:.3f}")
-        answers.add_row(f"NEI on answerable ({a.answerable})", f"{a.nei_on_answerable:.3f}")
-        answers.add_row("grounding share", f"{a.grounding_share:.3f}")
-        answers.add_row(f"golden checks passed ({a.golden})", f"{a.golden_pass:.3f}")
-        console.print(answers)
