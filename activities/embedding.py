@@ -36,7 +36,6 @@ import importlib
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,8 +43,6 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
-
-from keel.text.chunking import chunk_text
 
 Vectors = NDArray[np.float32]
 
@@ -84,7 +81,7 @@ class Embedder(Protocol):
         ...
 
 
-def _normalize_rows(vectors: NDArray[Any]) -> Vectors:
+def normalize_rows(vectors: NDArray[Any]) -> Vectors:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit: Vectors = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
@@ -218,7 +215,7 @@ class OnnxMiniLMEmbedder:
         hidden = self._session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return _normalize_rows(pooled)
+        return normalize_rows(pooled)
 
 
 class SentenceTransformerEmbedder:
@@ -279,7 +276,7 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return _normalize_rows(vectors)
+        return normalize_rows(vectors)
 
 
 class OpenAIEmbedder:
@@ -356,7 +353,7 @@ class OpenAIEmbedder:
             )
             for item in response.data:
                 out[lo + item.index] = item.embedding
-        return _normalize_rows(out)
+        return normalize_rows(out)
 
 
 _FACTORIES: dict[str, Callable[..., Embedder]] = {
@@ -383,130 +380,3 @@ def make_embedder(kind: str, **kwargs: Any) -> Embedder:
     if factory is None:
         raise ValueError(f"unknown embedder {kind!r}; choose one of {', '.join(_FACTORIES)}")
     return factory(**kwargs)
-
-
-# --- windows -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Window:
-    """One embedded run of a chunk's tokens.
-
-    Attributes:
-        position: Index of the window in its chunk, from 0.
-        text: ``chunk_text[char_start:char_end]``.
-        token_start: First token of the window among the chunk's tokens.
-        token_end: Just past the window's last token.
-        char_start: Offset of the window's first character in the chunk text.
-        char_end: Offset just past its last character.
-        vector: Unit-length float32 embedding of `text`.
-    """
-
-    position: int
-    text: str
-    token_start: int
-    token_end: int
-    char_start: int
-    char_end: int
-    vector: Vectors
-
-    @property
-    def token_count(self) -> int:
-        """Tokens in the window, special tokens not counted."""
-        return self.token_end - self.token_start
-
-
-def embed_windows(embedder: Embedder, text: str, *, overlap_tokens: int = 32) -> list[Window]:
-    """Embed one chunk as windows that together read all of its tokens.
-
-    Args:
-        embedder: Any embedder; its `window_tokens` sets the window size.
-        text: The chunk's text.
-        overlap_tokens: Tokens shared by neighbouring windows, at most.
-
-    Returns:
-        The windows in order; none for an empty or whitespace-only text.
-    """
-    return embed_windows_batch(embedder, [text], overlap_tokens=overlap_tokens)[0]
-
-
-def embed_windows_batch(
-    embedder: Embedder, texts: Sequence[str], *, overlap_tokens: int = 32
-) -> list[list[Window]]:
-    """`embed_windows` for many chunks with one `embed` call, so batches stay full.
-
-    Args:
-        embedder: Any embedder.
-        texts: Chunk texts.
-        overlap_tokens: Tokens shared by neighbouring windows, at most.
-
-    Returns:
-        Each chunk's windows, in input order.
-    """
-    content = embedder.window_tokens - 2  # CLS and SEP take two of the model's positions
-    plans = [
-        chunk_text(text, embedder.tokenizer, target_tokens=content, overlap_tokens=overlap_tokens)
-        for text in texts
-    ]
-    vectors = embedder.embed([span.text for plan in plans for span in plan])
-    result: list[list[Window]] = []
-    row = 0
-    for plan in plans:
-        result.append(
-            [
-                Window(
-                    position=span.position,
-                    text=span.text,
-                    token_start=span.token_start,
-                    token_end=span.token_start + span.token_count,
-                    char_start=span.char_start,
-                    char_end=span.char_end,
-                    vector=vectors[row + k],
-                )
-                for k, span in enumerate(plan)
-            ]
-        )
-        row += len(plan)
-    return result
-
-
-def pool(windows: Sequence[Window]) -> Vectors:
-    """One summary vector for a chunk: its windows' mean, weighted by tokens, unit length.
-
-    Weighting by tokens keeps a short tail window from counting as much as a full one.
-
-    Args:
-        windows: A chunk's windows (from `embed_windows`).
-
-    Returns:
-        A (dim,) float32 unit vector.
-
-    Raises:
-        ValueError: No windows (an empty chunk has no vector).
-    """
-    if not windows:
-        raise ValueError("cannot pool zero windows")
-    weights = np.array([max(w.token_count, 1) for w in windows], dtype=np.float32)
-    mean = (np.stack([w.vector for w in windows]) * weights[:, None]).sum(axis=0)
-    summary: Vectors = _normalize_rows(mean[None, :])[0]
-    return summary
-
-
-def best_window(query: Vectors, windows: Sequence[Window]) -> tuple[float, Window]:
-    """The window that matches `query` best, and its cosine: how search scores a chunk.
-
-    Args:
-        query: A (dim,) unit vector from the same embedder.
-        windows: A chunk's windows.
-
-    Returns:
-        (score, window).
-
-    Raises:
-        ValueError: No windows.
-    """
-    if not windows:
-        raise ValueError("no windows to score")
-    scores = np.stack([w.vector for w in windows]) @ query
-    top = int(np.argmax(scores))
-    return float(scores[top]), windows[top]

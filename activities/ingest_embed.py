@@ -20,7 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.embedding import Embedder, Window, embed_windows_batch, pool
+from activities.embedding import Embedder
+from activities.embedding_windows import Window, embed_windows_batch, pool
 from activities.heartbeat import in_thread
 from keel.contracts.ingest import BatchRef, StageCounts
 from keel.telemetry import activity_context

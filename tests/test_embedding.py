@@ -17,11 +17,13 @@ from activities.embedding import (
     OnnxMiniLMEmbedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
+    make_embedder,
+)
+from activities.embedding_windows import (
     Window,
     best_window,
     embed_windows,
     embed_windows_batch,
-    make_embedder,
     pool,
 )
 from keel.text.chunking import chunk_text, count_tokens

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from activities.embedding import embed_windows_batch
+from activities.embedding_windows import embed_windows_batch
 from keel.clients import Clients
 from keel.contracts.ingest import IngestResult
 from tests.bench.common import Entry, bench_stack
