@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -235,24 +234,24 @@ async def load_stats(conn: AsyncConnection, tenant_id: uuid.UUID, query: str) ->
     )
 
 
-def _filter_join(where: str) -> str:
+def filter_join(where: str) -> str:
     return "JOIN chunks c ON c.id = p.chunk_id" if where else ""
 
 
-def _array(values: Sequence[Any]) -> str:
+def sql_array(values: Sequence[Any]) -> str:
     """An array literal: psycopg's list adaptation costs more than the query here."""
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def _ints(joined: str) -> NDArray[np.int64]:
+def parse_ints(joined: str) -> NDArray[np.int64]:
     return np.array(joined.split(","), dtype=np.int64)
 
 
-def _floats(joined: str) -> NDArray[np.float64]:
+def parse_floats(joined: str) -> NDArray[np.float64]:
     return np.array(joined.split(","), dtype=np.float64)
 
 
-def _weight_params(stats: Stats) -> dict[str, float]:
+def weight_params(stats: Stats) -> dict[str, float]:
     return {"k1p1": K1 + 1, "k1": K1, "one_b": 1 - B, "b": B, "avgdl": stats.avgdl}
 
 
@@ -272,10 +271,10 @@ async def top_k(
     candidates exact (to raise the threshold), and resolves the rest only once no unseen chunk
     can beat the threshold any more.
     """
-    params = {**(params or {}), **_weight_params(stats)}
+    params = {**(params or {}), **weight_params(stats)}
     state = TopK(stats=stats, k=k)
     depth = max(FIRST_DEPTH, 2 * k)
-    lists = text(_LISTS.format(join=_filter_join(where), where=where))
+    lists = text(_LISTS.format(join=filter_join(where), where=where))
     by_id = {t.id: t for t in stats.terms}
     while True:
         reading = [t for t in stats.terms if not t.exhausted]
@@ -285,10 +284,10 @@ async def top_k(
                 lists,
                 {
                     **params,
-                    "terms": _array([t.id for t in reading]),
-                    "idfs": _array([repr(t.idf) for t in reading]),
-                    "offsets": _array([t.read for t in reading]),
-                    "limits": _array(list(limits.values())),
+                    "terms": sql_array([t.id for t in reading]),
+                    "idfs": sql_array([repr(t.idf) for t in reading]),
+                    "offsets": sql_array([t.read for t in reading]),
+                    "limits": sql_array(list(limits.values())),
                 },
             )
         ).all()
@@ -297,7 +296,7 @@ async def top_k(
             term = by_id[int(term_id)]
             term.last_impact = float(last_impact)
             got[term.id] = int(count)
-            state.add(term.id, _ints(chunks), _floats(weights))
+            state.add(term.id, parse_ints(chunks), parse_floats(weights))
             state.postings_read += int(count)
         for term in reading:
             term.read += got[term.id]
@@ -349,13 +348,16 @@ async def _lookup(
             points,
             {
                 **params,
-                "terms": _array([t.id for t in open_terms]),
-                "idfs": _array([repr(t.idf) for t in open_terms]),
-                "chunks": _array(chunk_ids.tolist()),
+                "terms": sql_array([t.id for t in open_terms]),
+                "idfs": sql_array([repr(t.idf) for t in open_terms]),
+                "chunks": sql_array(chunk_ids.tolist()),
             },
         )
     ).all()
-    found = [(int(term_id), _ints(chunks), _floats(weights)) for term_id, chunks, weights in rows]
+    found = [
+        (int(term_id), parse_ints(chunks), parse_floats(weights))
+        for term_id, chunks, weights in rows
+    ]
     if len(state.ids):  # candidates already in the matrix
         state.patch(found)
         state.settle(chunk_ids)
@@ -381,131 +383,7 @@ async def score_chunks(
 ) -> list[tuple[int, float]]:
     """Exact BM25 of the given chunks (those that pass the filters), best first."""
     state = TopK(stats=stats, k=k)
-    points = text(_POINTS.format(join=_filter_join(where), where=where))
-    merged = {**(params or {}), **_weight_params(stats)}
+    points = text(_POINTS.format(join=filter_join(where), where=where))
+    merged = {**(params or {}), **weight_params(stats)}
     await _lookup(conn, state, points, merged, np.array(list(chunk_ids), dtype=np.int64))
     return [(c, s) for c, s in state.best() if s > 0]  # a chunk failing the filters reads 0
-
-
-@dataclass(frozen=True)
-class Postings:
-    """One lexeme's whole list, as arrays."""
-
-    chunks: NDArray[np.int64]
-    tf: NDArray[np.float64]
-    dl: NDArray[np.float64]
-
-    @property
-    def size(self) -> int:
-        return len(self.chunks)
-
-
-class PostingCache:
-    """Whole posting lists of recently searched lexemes, per process, under the tenant's
-    statistics version: any write to the tenant's chunks bumps the version (in the writing
-    transaction), and a list cached under another version is never used. Bounded by the
-    number of postings held (14 bytes each), least recently used out first."""
-
-    def __init__(self, max_postings: int) -> None:
-        self.max_postings = max_postings
-        self._lists: OrderedDict[int, tuple[int, Postings]] = OrderedDict()
-        self._held = 0
-
-    def get(self, term_id: int, version: int) -> Postings | None:
-        found = self._lists.get(term_id)
-        if found is None or found[0] != version:
-            return None
-        self._lists.move_to_end(term_id)
-        return found[1]
-
-    def put(self, term_id: int, version: int, postings: Postings) -> None:
-        old = self._lists.pop(term_id, None)
-        if old is not None:
-            self._held -= old[1].size
-        if postings.size > self.max_postings:
-            return
-        self._lists[term_id] = (version, postings)
-        self._held += postings.size
-        while self._held > self.max_postings:
-            _, (_, dropped) = self._lists.popitem(last=False)
-            self._held -= dropped.size
-
-
-# ~110 MB at 14 bytes a posting: the common lexemes of a 100k-chunk tenant.
-CACHE = PostingCache(max_postings=8_000_000)
-
-_WHOLE_LISTS = """
-SELECT term_id, string_agg(chunk_id::text, ','), string_agg(tf::text, ','),
-       string_agg(dl::text, ',')
-FROM bm25_postings WHERE term_id = ANY(CAST(:terms AS bigint[])) GROUP BY term_id
-"""
-
-
-async def exact_top_k(
-    conn: AsyncConnection,
-    stats: Stats,
-    *,
-    k: int,
-    cache: PostingCache = CACHE,
-    among: NDArray[np.int64] | None = None,
-) -> list[tuple[int, float]]:
-    """Exact BM25 top `k` by scoring every posting of the query's lexemes in numpy.
-
-    The lists come from the cache when it holds them under the current version, otherwise
-    from Postgres in one query (and into the cache). `conn` must be the connection that read
-    `stats`, inside a REPEATABLE READ transaction, so lists and statistics are one snapshot.
-    `among` (sorted chunk ids) keeps only those chunks: the ones a metadata filter passes.
-    """
-    lists: dict[int, Postings] = {}
-    missing = []
-    for term in stats.terms:
-        cached = cache.get(term.id, stats.version)
-        if cached is None:
-            missing.append(term.id)
-        else:
-            lists[term.id] = cached
-    if missing:
-        rows = (await conn.execute(text(_WHOLE_LISTS), {"terms": _array(missing)})).all()
-        for term_id, chunks, tf, dl in rows:
-            postings = Postings(_ints(chunks), _floats(tf), _floats(dl))
-            lists[int(term_id)] = postings
-            cache.put(int(term_id), stats.version, postings)
-    parts = [(t, lists[t.id]) for t in stats.terms if t.id in lists and lists[t.id].size]
-    if not parts:
-        return []
-    chunks = np.concatenate([p.chunks for _, p in parts])
-    weights = np.concatenate(
-        [t.idf * p.tf * (K1 + 1) / (p.tf + K1 * (1 - B + B * p.dl / stats.avgdl)) for t, p in parts]
-    )
-    if among is not None:
-        keep = np.isin(chunks, among)
-        chunks, weights = chunks[keep], weights[keep]
-        if not len(chunks):
-            return []
-    ids, inverse = np.unique(chunks, return_inverse=True)
-    scores = np.bincount(inverse, weights=weights)
-    take = min(k, len(ids))
-    top = np.argpartition(-scores, take - 1)[:take]
-    order = top[np.lexsort((ids[top], -scores[top]))]
-    return [(int(ids[i]), float(scores[i])) for i in order]
-
-
-async def passing_chunks(
-    conn: AsyncConnection, tenant_id: uuid.UUID, where: str, params: dict[str, Any]
-) -> NDArray[np.int64] | None:
-    """Sorted ids of the tenant's chunks that pass the filter, or None when more than
-    `FILTER_MASK_CHUNKS` do (then the threshold algorithm is cheaper)."""
-    joined = (
-        await conn.execute(
-            text(
-                "SELECT count(*), string_agg(id::text, ',') FROM (SELECT c.id FROM chunks c "
-                f"WHERE c.tenant_id = :t {where} LIMIT :cap) s"
-            ),
-            {**params, "t": tenant_id, "cap": FILTER_MASK_CHUNKS + 1},
-        )
-    ).one()
-    if int(joined[0]) > FILTER_MASK_CHUNKS:
-        return None
-    if not joined[0]:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(_ints(joined[1]))

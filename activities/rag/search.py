@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.rag import bm25
+from activities.rag import bm25, bm25_lists
 from keel.contracts.rag import Hit, IterativeScan, KeywordScoring, RagFilters
 
 # A chunk has up to ~3 windows (512 tokens in windows of 254 with 32 overlap): fetch enough
@@ -212,14 +212,14 @@ async def keyword_search(
                         conn, stats, chunk_ids, k=k, where=where, params=params
                     )
                 elif where:
-                    among = await bm25.passing_chunks(conn, tenant_id, where, params)
+                    among = await bm25_lists.passing_chunks(conn, tenant_id, where, params)
                     if among is None:
                         found = await bm25.top_k(conn, stats, k=k, where=where, params=params)
                         best = found.best()
                     else:
-                        best = await bm25.exact_top_k(conn, stats, k=k, among=among)
+                        best = await bm25_lists.exact_top_k(conn, stats, k=k, among=among)
                 else:
-                    best = await bm25.exact_top_k(conn, stats, k=k)
+                    best = await bm25_lists.exact_top_k(conn, stats, k=k)
         return [Hit(chunk_id=c, score=s, keyword=s) for c, s in best]
     ids = ""
     if chunk_ids is not None:

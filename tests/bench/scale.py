@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 from sqlalchemy import text
 
-from activities.rag import bm25
+from activities.rag import bm25_lists
 from activities.rag.search import keyword_search, vector_search
 from keel.auth import create_key, ensure_tenant
 from keel.clients import Clients
@@ -95,7 +95,9 @@ async def _search(
     rec_filtered: list[float] = []
     exact = await reference(clients.engine, tenant_id)
     hr = RagFilters(departments=["hr"])
-    bm25.CACHE = bm25.PostingCache(bm25.CACHE.max_postings)  # cold: lists come from Postgres
+    bm25_lists.CACHE = bm25_lists.PostingCache(
+        bm25_lists.CACHE.max_postings
+    )  # cold: lists come from Postgres
     for question in questions:
         started = time.perf_counter()
         await keyword_search(
