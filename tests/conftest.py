@@ -26,7 +26,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.main import create_app
-from keel.app.devstack import DevStack, free_port
+from keel.app.devstack import DevStack
+from keel.app.processes import free_port
 from keel.auth import create_key, ensure_tenant
 from keel.clients import Clients
 from keel.db import migrate

@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.store import ChunkRecord, upsert_document
-from keel.app.devstack import free_port
+from keel.app.processes import free_port
 from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.settings import Settings

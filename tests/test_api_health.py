@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 
 from api.main import create_app
-from keel.app.devstack import DevStack, free_port
+from keel.app.devstack import DevStack
+from keel.app.processes import free_port
 from keel.clients import Clients, connect_redis
 from keel.settings import Ports, Settings
 

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 import redis
 
-from keel.app.devstack import DevStack, PortInUseError, free_port
+from keel.app.devstack import DevStack
+from keel.app.processes import PortInUseError, free_port
 from keel.settings import Ports, Settings
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from keel.app.devstack import free_port
+from keel.app.processes import free_port
 
 KEEL = str(Path(sys.executable).parent / "keel")
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from api.main import create_app
-from keel.app.devstack import DevStack, free_port
+from keel.app.devstack import DevStack
+from keel.app.processes import free_port
 from keel.auth import ensure_tenant
 from keel.clients import Clients, connect_redis
 from keel.settings import Ports, Settings

@@ -19,7 +19,8 @@ from keel.app.cli_common import console, err, fail
 from keel.app.cli_quality import eval_cmd, redteam
 from keel.app.cli_replay import replay
 from keel.app.cli_runs import runs_app
-from keel.app.devstack import DevStack, StackError
+from keel.app.devstack import DevStack
+from keel.app.processes import StackError
 from keel.settings import Settings, settings
 
 app = typer.Typer(

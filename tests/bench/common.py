@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keel.app.devstack import DevStack, free_port
+from keel.app.devstack import DevStack
+from keel.app.processes import free_port
 from keel.settings import Ports, Settings
 
 

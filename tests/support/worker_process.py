@@ -16,7 +16,7 @@ from typing import IO, Literal
 import httpx
 import psutil
 
-from keel.app.devstack import free_port
+from keel.app.processes import free_port
 from keel.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
