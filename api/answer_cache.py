@@ -24,7 +24,7 @@ from functools import lru_cache
 from pydantic import ValidationError
 
 from activities.embedding import Embedder, make_embedder
-from activities.gateway import REDIS_DOWN
+from activities.gateway_steps import REDIS_DOWN
 from activities.ledger import LedgerRow, record
 from activities.semantic_cache import find_semantic
 from keel.auth import Principal

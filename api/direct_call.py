@@ -37,7 +37,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.gateway import (
+from activities.gateway_steps import (
     REDIS_DOWN,
     attempt_row,
     failed_row,

@@ -11,7 +11,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from activities.gateway import REDIS_DOWN
+from activities.gateway_steps import REDIS_DOWN
 from api.deps import ClientsDep, PrincipalDep
 from api.errors import ApiError
 from keel.auth import Principal
