@@ -69,7 +69,7 @@ from keel.contracts.gateway import (
 from keel.contracts.guards import BudgetState
 from keel.contracts.llm import LlmRequest, LlmResponse
 from keel.guards.budget import check_before_call, tenant_budget_status
-from keel.guards.cache_key import exact_key, query_text
+from keel.guards.cache_key import cache_probe
 from keel.guards.costing import estimate_cost, total_tokens
 from keel.settings import Settings
 from workflows.llm import (
@@ -121,15 +121,7 @@ async def serve_direct(
     served = direct_id()
     models, decision, scope = plan(call, gateway)
     cacheable = call.cache and not call.time_sensitive
-    probe = CacheProbe(
-        context=context,
-        key=exact_key(context.tenant, scope, call),
-        model_scope=scope,
-        system=call.system,
-        query_text=query_text(call),
-        threshold=gateway.semantic_threshold,
-        workflow_id=served,
-    )
+    probe = cache_probe(call, context, scope, gateway.semantic_threshold, workflow_id=served)
     # The lookups a miss needs anyway run side by side with the cache lookup.
     try:
         looked, spend, circuits = await asyncio.gather(

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts.guards import BudgetState, RouteDecision
     from keel.contracts.llm import LlmRequest
     from keel.guards.budget import check_before_call, reconcile, tenant_budget_status
-    from keel.guards.cache_key import exact_key, query_text
+    from keel.guards.cache_key import cache_probe, query_text
     from keel.guards.costing import estimate_cost, estimate_tokens, total_tokens
     from keel.guards.routing import route, score_complexity
     from workflows.common import LOCAL_ACTIVITY_FAILURES, publish_status
@@ -117,13 +117,11 @@ async def call_model(
     info = workflow.info()
     models, decision, scope = plan(call, config)
     cacheable = call.cache and not call.time_sensitive
-    probe = CacheProbe(
-        context=context,
-        key=exact_key(context.tenant, scope, call),
-        model_scope=scope,
-        system=call.system,
-        query_text=query_text(call),
-        threshold=config.semantic_threshold,
+    probe = cache_probe(
+        call,
+        context,
+        scope,
+        config.semantic_threshold,
         workflow_id=info.workflow_id,
         run_id=info.run_id,
     )

@@ -9,7 +9,13 @@ import anthropic
 from anthropic.types import Message, MessageParam, TextBlock, TextBlockParam
 from pydantic import SecretStr
 
-from activities.providers.base import SdkErrors, bad_response, provider_failure, refused
+from activities.providers.base import (
+    SdkErrors,
+    bad_response,
+    client_options,
+    provider_failure,
+    refused,
+)
 from keel.contracts.llm import LlmRequest, LlmResponse, Usage
 
 SDK_ERRORS = SdkErrors(
@@ -51,14 +57,8 @@ class AnthropicProvider:
         Raises:
             ValueError: the key is empty (the provider is not configured).
         """
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        if not key:
-            raise ValueError("anthropic api key is empty: the provider is not configured")
         self._client = anthropic.AsyncAnthropic(
-            api_key=key,
-            base_url=base_url or None,
-            timeout=timeout,
-            max_retries=0,
+            **client_options("anthropic", api_key, base_url, timeout)
         )
 
     async def complete(self, request: LlmRequest) -> LlmResponse:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 
 from keel.contracts.llm import LlmRequest, LlmResponse
@@ -40,6 +41,22 @@ class Provider(Protocol):
                 not as `keel.errors` decides.
         """
         ...
+
+
+def client_options(
+    provider: str, api_key: SecretStr | str, base_url: str, timeout: float
+) -> dict[str, Any]:
+    """The SDK client's arguments, the same for both SDKs: the unwrapped key, the base URL
+    (empty: the SDK's default, which honours its `*_BASE_URL` variable), one timeout for the
+    whole request, and no SDK retries (Temporal retries, visibly in history).
+
+    Raises:
+        ValueError: the key is empty (the provider is not configured).
+    """
+    key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+    if not key:
+        raise ValueError(f"{provider} api key is empty: the provider is not configured")
+    return {"api_key": key, "base_url": base_url or None, "timeout": timeout, "max_retries": 0}
 
 
 @dataclass(frozen=True)

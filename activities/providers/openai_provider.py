@@ -9,7 +9,13 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import SecretStr
 
-from activities.providers.base import SdkErrors, bad_response, provider_failure, refused
+from activities.providers.base import (
+    SdkErrors,
+    bad_response,
+    client_options,
+    provider_failure,
+    refused,
+)
 from keel.contracts.llm import LlmRequest, LlmResponse, Usage
 
 SDK_ERRORS = SdkErrors(
@@ -55,15 +61,7 @@ class OpenAIProvider:
         Raises:
             ValueError: the key is empty (the provider is not configured).
         """
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        if not key:
-            raise ValueError("openai api key is empty: the provider is not configured")
-        self._client = openai.AsyncOpenAI(
-            api_key=key,
-            base_url=base_url or None,
-            timeout=timeout,
-            max_retries=0,
-        )
+        self._client = openai.AsyncOpenAI(**client_options("openai", api_key, base_url, timeout))
 
     async def complete(self, request: LlmRequest) -> LlmResponse:
         """Run one Chat Completions call.

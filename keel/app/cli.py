@@ -15,7 +15,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from keel.app.cli_common import console, err, fail
+from keel.app.cli_common import ApiKeyOption, ApiUrlOption, TenantOption, console, err, fail
 from keel.app.cli_quality import eval_cmd, redteam
 from keel.app.cli_replay import replay
 from keel.app.cli_runs import runs_app
@@ -266,19 +266,12 @@ def keys_create(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    tenant: Annotated[
-        str | None, typer.Option(help="Refuse unless the API key belongs to this tenant.")
-    ] = None,
+    tenant: TenantOption = None,
     show_sources: Annotated[
         bool, typer.Option("--show-sources", help="List every source the model was given.")
     ] = False,
-    api_key: Annotated[
-        str | None,
-        typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote."),
-    ] = None,
-    api_url: Annotated[
-        str | None, typer.Option(help="Default: http://localhost:<ports.api>.")
-    ] = None,
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
     department: Annotated[list[str] | None, typer.Option(help="Only this department.")] = None,
     doc_type: Annotated[list[str] | None, typer.Option(help="Only this document type.")] = None,
     since: Annotated[
@@ -318,19 +311,12 @@ def ask(
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(exists=True, help="Files and folders to ingest.")],
-    tenant: Annotated[
-        str | None, typer.Option(help="Refuse unless the API key belongs to this tenant.")
-    ] = None,
+    tenant: TenantOption = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the job's progress until it ends.")
     ] = False,
-    api_key: Annotated[
-        str | None,
-        typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote."),
-    ] = None,
-    api_url: Annotated[
-        str | None, typer.Option(help="Default: http://localhost:<ports.api>.")
-    ] = None,
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
     title: Annotated[str | None, typer.Option(help="Title for every document.")] = None,
     date: Annotated[str | None, typer.Option(help="Date for every document (YYYY-MM-DD).")] = None,
     department: Annotated[str | None, typer.Option(help="Department of every document.")] = None,

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
+
+# The options of every command that talks to the API.
+ApiKeyOption = Annotated[
+    str | None, typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote.")
+]
+ApiUrlOption = Annotated[str | None, typer.Option(help="Default: http://localhost:<ports.api>.")]
+TenantOption = Annotated[
+    str | None, typer.Option(help="Refuse unless the API key belongs to this tenant.")
+]
 
 console = Console()
 err = Console(stderr=True)

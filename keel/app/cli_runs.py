@@ -7,17 +7,12 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from keel.app.cli_common import console, fail
+from keel.app.cli_common import ApiKeyOption, ApiUrlOption, console, fail
 from keel.settings import settings
 
 runs_app = typer.Typer(
     help="List and inspect runs, and decide escalations (through the API).", no_args_is_help=True
 )
-
-ApiKeyOption = Annotated[
-    str | None, typer.Option(envvar="KEEL_API_KEY", help="Default: the dev key `keel up` wrote.")
-]
-ApiUrlOption = Annotated[str | None, typer.Option(help="Default: http://localhost:<ports.api>.")]
 
 
 def _runs_call(api_key: str | None, api_url: str | None, call: Any) -> Any:

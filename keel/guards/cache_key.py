@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 
-from keel.contracts.gateway import ModelCall
+from keel.contracts.gateway import CacheProbe, CallContext, ModelCall
 
 _SPACE = re.compile(r"\s+")
 
@@ -51,3 +51,26 @@ def query_text(call: ModelCall) -> str:
         if message.role == "user":
             return normalise(message.content)
     return ""
+
+
+def cache_probe(
+    call: ModelCall,
+    context: CallContext,
+    scope: str,
+    threshold: float,
+    *,
+    workflow_id: str,
+    run_id: str = "",
+) -> CacheProbe:
+    """The cache lookup of one call (exact key, semantic query), as the workflow and the API's
+    direct path both make it."""
+    return CacheProbe(
+        context=context,
+        key=exact_key(context.tenant, scope, call),
+        model_scope=scope,
+        system=call.system,
+        query_text=query_text(call),
+        threshold=threshold,
+        workflow_id=workflow_id,
+        run_id=run_id,
+    )
