@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from temporalio.worker import Worker
 from keel.clients import Clients
 from keel.settings import Settings, settings
 from keel.telemetry import configure_logging, get_logger
+from keel.tracing import process_tracer_provider
 
 QueueKind = Literal["cpu", "gpu"]
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
@@ -195,6 +197,14 @@ def build_worker(
 
 
 async def run(kind: QueueKind, config: Settings) -> None:
+    # Traces, when the OTEL_* variables ask for them: the client's interceptor (inherited by
+    # the worker) and a span around each provider call.
+    os.environ.setdefault("OTEL_SERVICE_NAME", f"keel-worker-{kind}")
+    process_tracer_provider()
+    if config.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(config.worker_metrics_port)
     clients = await Clients.connect(config)
     worker = build_worker(clients.temporal, kind, clients, config)
     stop = asyncio.Event()

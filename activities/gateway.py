@@ -52,9 +52,13 @@ from keel.contracts.guards import CircuitConfig, CircuitState
 from keel.guards.costing import total_tokens
 from keel.safety.pii import restore
 from keel.settings import Settings
-from keel.telemetry import activity_context
+from keel.telemetry import CIRCUIT_STATE, activity_context
+from keel.tracing import annotate, provider_span
 
 log = logging.getLogger(__name__)
+
+
+CIRCUIT_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class GatewayActivities:
@@ -142,6 +146,7 @@ class GatewayActivities:
     async def circuit_publish(self, circuit_id: str, state: CircuitState) -> None:
         """Mirror a breaker's state where every worker can read it in one GET."""
         await self.redis.set(circuit_key(circuit_id), state.model_dump_json())
+        CIRCUIT_STATE.labels(circuit_id).set(CIRCUIT_LEVELS[state.state])
 
     async def _mirrored(self, circuit_id: str) -> CircuitState:
         return await mirrored_state(self.redis, circuit_id)
@@ -175,7 +180,8 @@ class GatewayActivities:
             request, restore_values = redacted(call)
             started = time.perf_counter()
             try:
-                response = await provider.complete(request)
+                with provider_span(call.provider, request.model):
+                    response = await provider.complete(request)
             except ApplicationError as exc:
                 await self._failed_attempt(call, exc, (time.perf_counter() - started) * 1000)
                 await self._report(call, False, admitted_at)
@@ -197,6 +203,17 @@ class GatewayActivities:
                 cost_usd=row.cost_usd,
                 latency_ms=row.latency_ms,
                 cache_layer=row.cache_layer,
+            )
+            annotate(
+                keel__tenant=call.context.tenant,
+                keel__feature=call.context.feature,
+                keel__cache_layer=row.cache_layer,
+                keel__cost_usd=row.cost_usd,
+                gen_ai__system=response.provider,
+                gen_ai__request__model=call.request.model,
+                gen_ai__response__model=response.model,
+                gen_ai__usage__input_tokens=response.usage.input_tokens,
+                gen_ai__usage__output_tokens=response.usage.output_tokens,
             )
             written = await record(self.engine, row)
             # The call succeeded and is in the ledger: neither the rate-limit charge nor the

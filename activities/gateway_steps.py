@@ -37,7 +37,7 @@ from keel.contracts.llm import LlmRequest, LlmResponse, Usage
 from keel.errors import ErrorType, failure
 from keel.guards.costing import cost_usd
 from keel.safety.pii import redact, restore_map
-from keel.telemetry import CACHE_LOOKUPS
+from keel.telemetry import CACHE_LOOKUPS, TENANT_BUDGET_USED
 
 log = logging.getLogger(__name__)
 STALE_TTL = timedelta(days=7)  # how long an answer stays usable as the last-resort fallback
@@ -168,11 +168,14 @@ async def tenant_spend(engine: AsyncEngine, tenant_id: str) -> TenantSpend:
                 {"t": uuid.UUID(tenant_id), "since": month_start},
             )
         ).one()
-    return TenantSpend(
+    spend = TenantSpend(
         spent_usd=float(row[0]),
         limit_usd=float(row[1]) if row[1] is not None else None,
         soft_ratio=float(row[2]) if row[2] is not None else 0.7,
     )
+    if spend.limit_usd:
+        TENANT_BUDGET_USED.labels(tenant_id).set(spend.spent_usd / spend.limit_usd)
+    return spend
 
 
 async def mirrored_state(redis: aioredis.Redis, circuit_id: str) -> CircuitState:

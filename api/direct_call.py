@@ -72,6 +72,7 @@ from keel.guards.budget import check_before_call, tenant_budget_status
 from keel.guards.cache_key import cache_probe
 from keel.guards.costing import estimate_cost, total_tokens
 from keel.settings import Settings
+from keel.tracing import provider_span
 from workflows.llm import (
     cache_write,
     circuit_workflow_id,
@@ -186,7 +187,8 @@ async def serve_direct(
     asked = time.perf_counter()
     key = f"{served}/direct"
     try:
-        response = await asyncio.wait_for(provider.complete(attempt), wait_seconds)
+        with provider_span(provider_name, attempt.model):
+            response = await asyncio.wait_for(provider.complete(attempt), wait_seconds)
     except Exception as exc:  # any failure: the durable run owns retries and fallback
         kind = getattr(exc, "type", None) or type(exc).__name__
         ms = (time.perf_counter() - asked) * 1000

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
@@ -16,6 +17,7 @@ from keel import __version__
 from keel.clients import Clients
 from keel.settings import Settings, settings
 from keel.telemetry import HTTP_LATENCY, HTTP_REQUESTS, configure_logging
+from keel.tracing import instrument_app, process_tracer_provider, use_tracer_provider
 
 DESCRIPTION = """Durable orchestration for AI agents on Temporal.
 
@@ -73,8 +75,14 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(config: Settings | None = None, *, clients: Clients | None = None) -> FastAPI:
-    """Build the app. Tests pass their own settings and clients; `keel up` passes none."""
+def create_app(
+    config: Settings | None = None,
+    *,
+    clients: Clients | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass their own settings and clients (and a tracer provider to
+    read the spans); `keel up` passes none, and the `OTEL_*` variables decide on tracing."""
     config = config or settings()
 
     @asynccontextmanager
@@ -103,6 +111,11 @@ def create_app(config: Settings | None = None, *, clients: Clients | None = None
     if clients is not None:
         app.state.clients = clients
     errors.install(app)
+    if tracer_provider is None:
+        tracer_provider = process_tracer_provider()
+    else:
+        use_tracer_provider(tracer_provider)
+    instrument_app(app, tracer_provider)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(model_calls.router)

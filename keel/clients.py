@@ -6,24 +6,32 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from keel.db import make_engine
 from keel.settings import Settings
+from keel.tracing import process_tracer_provider, temporal_interceptors
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, interceptors: list[Interceptor] | None = None
+) -> Client:
     """A Temporal client with the pydantic data converter every Keel process uses.
 
     `lazy` defers the connection to the first call, so the API can start (and report Temporal
-    as unhealthy on /readyz) while Temporal is down.
+    as unhealthy on /readyz) while Temporal is down. `interceptors` default to the tracing
+    interceptor when the `OTEL_*` variables turn tracing on (`keel.tracing`); workers built on
+    the client inherit them.
     """
+    if interceptors is None:
+        interceptors = temporal_interceptors(process_tracer_provider())
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         lazy=lazy,
+        interceptors=interceptors,
     )
 
 

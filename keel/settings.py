@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # Serve a model call's happy path (a cache hit, or one successful attempt) in the API
     # process, and run a durable `ModelCallWorkflow` only for the rest (api/direct_call.py).
     direct_model_calls: bool = True
+    # A worker's Prometheus metrics (spend, cache hits, breaker states are counted where the
+    # activities run): served on this port when set (docker-compose sets 9100).
+    worker_metrics_port: int | None = None
 
     # Embeddings: "onnx" (all-MiniLM-L6-v2 int8, CPU/CUDA via onnxruntime, the offline
     # default), "sentence-transformers" (torch; CUDA when present) or "openai" (hosted).

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from temporalio import activity
 
 _configured = False
@@ -101,6 +101,14 @@ LLM_CALLS = Counter(
 LLM_COST = Counter("keel_llm_cost_usd_total", "Model spend in USD", ["tenant", "feature", "model"])
 CACHE_LOOKUPS = Counter(
     "keel_cache_lookups_total", "Cache lookups by layer and result", ["layer", "result"]
+)
+CIRCUIT_STATE = Gauge(
+    "keel_circuit_state", "A model's breaker: 0 closed, 1 half-open, 2 open", ["circuit"]
+)
+TENANT_BUDGET_USED = Gauge(
+    "keel_tenant_budget_used_ratio",
+    "This month's spend over the tenant's monthly limit (tenants with a limit)",
+    ["tenant_id"],
 )
 SAFETY_VERDICTS = Counter(
     "keel_safety_verdicts_total", "Safety verdicts by layer and action", ["layer", "action"]

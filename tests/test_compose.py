@@ -60,3 +60,41 @@ def test_no_secret_is_written_in_the_file() -> None:
             value = line.split(":", 1)[1].strip()
             assert value.startswith("${") or "${" in value, line
     assert not re.search(r"sk-[A-Za-z0-9]{10,}", text)
+
+
+def test_observability_stack_is_wired() -> None:
+    """Traces reach Jaeger through the collector; Prometheus scrapes the API and the workers;
+    Grafana is provisioned with Keel's dashboard over that Prometheus."""
+    services = _compose()["services"]
+    for name in ("otel-collector", "jaeger", "prometheus", "grafana"):
+        assert name in services, name
+    env = services["api"]["environment"]
+    assert "otel-collector:4318" in env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert services["worker-cpu"]["environment"]["KEEL_WORKER_METRICS_PORT"] == "9100"
+
+    collector = yaml.safe_load((ROOT / "deploy/otel/collector.yaml").read_text())
+    assert collector["service"]["pipelines"]["traces"]["exporters"] == ["otlp/jaeger"]
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {
+        t for job in scrape["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
+    }
+    assert {"api:8000", "worker-cpu:9100", "worker-gpu:9100"} <= targets
+
+    import json
+
+    from keel import telemetry
+
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/keel.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    metrics = {
+        m._name  # noqa: SLF001 - the registered metric names
+        for m in (
+            telemetry.LLM_COST,
+            telemetry.CACHE_LOOKUPS,
+            telemetry.HTTP_LATENCY,
+            telemetry.CIRCUIT_STATE,
+            telemetry.TENANT_BUDGET_USED,
+        )
+    }
+    for name in metrics:  # every panel reads a metric Keel really exports
+        assert name in exprs, name
