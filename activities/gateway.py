@@ -18,6 +18,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from activities.events import publish
 from activities.gateway_steps import (
     CIRCUIT_WORKFLOW,
     REDIS_DOWN,
@@ -39,6 +40,7 @@ from activities.ledger import (
     record,
 )
 from activities.providers import Provider
+from activities.providers.base import TextSink
 from keel.contracts.gateway import (
     CacheHit,
     CacheProbe,
@@ -181,7 +183,7 @@ class GatewayActivities:
             started = time.perf_counter()
             try:
                 with provider_span(call.provider, request.model):
-                    response = await provider.complete(request)
+                    response = await provider.complete(request, on_text=self._sink(call))
             except ApplicationError as exc:
                 await self._failed_attempt(call, exc, (time.perf_counter() - started) * 1000)
                 await self._report(call, False, admitted_at)
@@ -227,6 +229,19 @@ class GatewayActivities:
             except REDIS_DOWN as exc:
                 log.warning("after a successful call, redis is unreachable: %s", exc)
             return result
+
+    def _sink(self, call: ProviderCall) -> TextSink | None:
+        """Where the answer's pieces go while it streams: the run's events (`token`, with the
+        attempt, so a retried attempt's answer replaces the last one); None: no streaming."""
+        if not call.stream_events or call.context.redact_pii:
+            return None  # redacted answers are restored only once whole
+        info = activity.info()
+        workflow_id, attempt = info.workflow_id or "", info.attempt
+
+        async def publish_piece(piece: str) -> None:
+            await publish(self.redis, workflow_id, "token", {"text": piece, "attempt": attempt})
+
+        return publish_piece
 
     async def _failed_attempt(self, call: ProviderCall, exc: ApplicationError, ms: float) -> None:
         info = activity.info()

@@ -12,7 +12,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import agents, compat, costs, documents, health, ingest, model_calls, rag, runs
+from api.routes import (
+    agents,
+    compat,
+    costs,
+    documents,
+    events,
+    health,
+    ingest,
+    model_calls,
+    rag,
+    runs,
+)
 from keel import __version__
 from keel.clients import Clients
 from keel.settings import Settings, settings
@@ -118,6 +129,7 @@ def create_app(
     instrument_app(app, tracer_provider)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(events.router)
     app.include_router(model_calls.router)
     app.include_router(compat.router)
     app.include_router(costs.router)

@@ -37,7 +37,7 @@ OUTAGE_SECONDS = 12.0
 @pytest.fixture
 async def own_postgres(
     tmp_path: Path, clients: Clients, settings: Settings
-) -> AsyncIterator[tuple[Service, Settings, Clients]]:
+) -> AsyncIterator[tuple[list[Service], DevStack, Settings, Clients]]:
     own = settings.model_copy(
         update={
             "data_dir": tmp_path,
@@ -51,17 +51,23 @@ async def own_postgres(
     stack._create_database()
     await asyncio.to_thread(migrate, own.database_dsn)
     engine = make_engine(own.database_dsn)
+    running = [service]  # the test replaces it when it restarts PostgreSQL
     try:
-        yield service, own, Clients(temporal=clients.temporal, engine=engine, redis=clients.redis)
+        yield (
+            running,
+            stack,
+            own,
+            Clients(temporal=clients.temporal, engine=engine, redis=clients.redis),
+        )
     finally:
         await engine.dispose()
-        service.stop()
+        running[-1].stop()
 
 
 async def test_ingestion_resumes_after_postgres_restarts(
-    own_postgres: tuple[Service, Settings, Clients],
+    own_postgres: tuple[list[Service], DevStack, Settings, Clients],
 ) -> None:
-    service, own, clients = own_postgres
+    running, stack, own, clients = own_postgres
     tenant = f"t-{uuid.uuid4().hex[:12]}"
     files = mixed_corpus(120, seed=31)
     for k in range(4):
@@ -80,11 +86,13 @@ async def test_ingestion_resumes_after_postgres_restarts(
             await asyncio.sleep(0.1)
         assert progress.get("batches_done", 0) >= 2 and progress["files_done"] < len(files)
 
-        await asyncio.to_thread(service.stop)  # fast shutdown: in-flight transactions abort
+        await asyncio.to_thread(running[0].stop)  # fast shutdown: in-flight transactions abort
         down_at = time.monotonic()
         await asyncio.sleep(OUTAGE_SECONDS)
-        service.start(own.host)
-        await asyncio.to_thread(service.wait_ready, 30)
+        # The same data directory, prepared again as `keel up` would (owner, permissions).
+        running.append(stack._postgres())
+        running[-1].start(own.host)
+        await asyncio.to_thread(running[-1].wait_ready, 30)
         outage = time.monotonic() - down_at
 
         result: IngestResult = await asyncio.wait_for(

@@ -204,6 +204,7 @@ async def call_model(
                     run_id=info.run_id,
                     circuit_id=circuit_id,
                     circuit=config.circuit,
+                    stream_events=call.stream_events,
                 ),
                 task_queue=config.cpu_queue or info.task_queue,
                 start_to_close_timeout=PROVIDER_TIMEOUT,

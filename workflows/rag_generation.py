@@ -60,6 +60,7 @@ class GenerationMixin(AnswerCacheMixin):
             max_tokens=rag.answer_max_tokens,
             context_tokens=assembled.tokens,
             cited_document_ids=sorted({s.document_id for s in assembled.sources}),
+            stream_events=True,  # `GET /v1/runs/{id}/events` shows the answer as it comes
         )
         # With the answer-level semantic cache on, the gateway's own semantic layer would only
         # repeat that lookup after retrieval, at two gpu round trips per miss: keep its exact

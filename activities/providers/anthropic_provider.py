@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import anthropic
 from anthropic.types import Message, MessageParam, TextBlock, TextBlockParam
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 
 from activities.providers.base import (
     SdkErrors,
+    TextSink,
     bad_response,
     client_options,
     provider_failure,
@@ -61,8 +63,8 @@ class AnthropicProvider:
             **client_options("anthropic", api_key, base_url, timeout)
         )
 
-    async def complete(self, request: LlmRequest) -> LlmResponse:
-        """Run one Messages API call.
+    async def complete(self, request: LlmRequest, on_text: TextSink | None = None) -> LlmResponse:
+        """Run one Messages API call (streamed to `on_text` when given).
 
         Args:
             request: the provider-neutral request. `temperature` is not sent: the Messages
@@ -83,14 +85,21 @@ class AnthropicProvider:
             else:
                 messages.append({"role": "assistant", "content": m.content})
         started = time.perf_counter()
+        arguments: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": messages,
+            "system": _system_blocks(request),
+            "stop_sequences": request.stop or anthropic.omit,
+        }
         try:
-            message = await self._client.messages.create(
-                model=request.model,
-                max_tokens=request.max_tokens,
-                messages=messages,
-                system=_system_blocks(request),
-                stop_sequences=request.stop or anthropic.omit,
-            )
+            if on_text is None:
+                message = await self._client.messages.create(**arguments)
+            else:
+                async with self._client.messages.stream(**arguments) as stream:
+                    async for piece in stream.text_stream:
+                        await on_text(piece)
+                    message = await stream.get_final_message()
         except SDK_ERRORS.catch as exc:
             raise provider_failure(exc, provider=self.name, sdk=SDK_ERRORS) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +23,10 @@ from keel.errors import ErrorType, failure
 _MAX_MESSAGE_CHARS = 500
 
 
+# Where a streamed answer's pieces go as they arrive (Keel's run events).
+TextSink = Callable[[str], Awaitable[None]]
+
+
 @runtime_checkable
 class Provider(Protocol):
     """A model provider: one request in, one response out, typed `ApplicationError` on failure.
@@ -33,8 +37,9 @@ class Provider(Protocol):
 
     name: str
 
-    async def complete(self, request: LlmRequest) -> LlmResponse:
-        """Run one completion.
+    async def complete(self, request: LlmRequest, on_text: TextSink | None = None) -> LlmResponse:
+        """Run one completion; with `on_text`, stream it: each piece of the answer is handed
+        to `on_text` as it arrives, and the whole response is still returned at the end.
 
         Raises:
             temporalio.exceptions.ApplicationError: typed with an `ErrorType`; retryable or

@@ -25,6 +25,7 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from keel.contracts.llm import LlmRequest, LlmResponse, Usage
@@ -210,8 +211,12 @@ class LocalExtractiveProvider:
         self.min_overlap = min_overlap
         self.max_sentences = max_sentences
 
-    async def complete(self, request: LlmRequest) -> LlmResponse:
-        """Answer `request` without a model.
+    async def complete(
+        self,
+        request: LlmRequest,
+        on_text: Callable[[str], Awaitable[None]] | None = None,
+    ) -> LlmResponse:
+        """Answer `request` without a model (handed to `on_text` whole: it exists at once).
 
         Args:
             request: the provider-neutral request; `model` and `temperature` are ignored,
@@ -229,6 +234,8 @@ class LocalExtractiveProvider:
         else:
             text = _first_sentence(last_user)
         text, stop_reason = _truncate(text, request)
+        if on_text is not None:
+            await on_text(text)
         prompt = "\n".join([request.system, *(m.content for m in request.messages)])
         return LlmResponse(
             text=text,

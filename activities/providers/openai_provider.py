@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import openai
+from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import SecretStr
 
 from activities.providers.base import (
     SdkErrors,
+    TextSink,
     bad_response,
     client_options,
     provider_failure,
@@ -63,8 +66,8 @@ class OpenAIProvider:
         """
         self._client = openai.AsyncOpenAI(**client_options("openai", api_key, base_url, timeout))
 
-    async def complete(self, request: LlmRequest) -> LlmResponse:
-        """Run one Chat Completions call.
+    async def complete(self, request: LlmRequest, on_text: TextSink | None = None) -> LlmResponse:
+        """Run one Chat Completions call (streamed to `on_text` when given).
 
         Args:
             request: the provider-neutral request.
@@ -88,18 +91,51 @@ class OpenAIProvider:
             else:
                 messages.append({"role": "assistant", "content": m.content})
         started = time.perf_counter()
+        arguments: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "max_completion_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stop": request.stop or openai.omit,
+        }
         try:
-            completion = await self._client.chat.completions.create(
-                model=request.model,
-                messages=messages,
-                max_completion_tokens=request.max_tokens,
-                temperature=request.temperature,
-                stop=request.stop or openai.omit,
-            )
+            if on_text is not None:
+                return await self._streamed(arguments, on_text, started)
+            completion = await self._client.chat.completions.create(**arguments)
         except SDK_ERRORS.catch as exc:
             raise provider_failure(exc, provider=self.name, sdk=SDK_ERRORS) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
         return self._to_response(completion, latency_ms)
+
+    async def _streamed(
+        self, arguments: dict[str, Any], on_text: TextSink, started: float
+    ) -> LlmResponse:
+        """The same call with `stream: true`: pieces to `on_text`, usage from the last chunk."""
+        stream = await self._client.chat.completions.create(
+            **arguments, stream=True, stream_options={"include_usage": True}
+        )
+        pieces: list[str] = []
+        refusal, finish_reason, model, usage = "", None, str(arguments["model"]), Usage()
+        async for chunk in stream:
+            model = chunk.model or model
+            if chunk.usage is not None:
+                usage = _usage_of(chunk.usage)
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    pieces.append(choice.delta.content)
+                    await on_text(choice.delta.content)
+                refusal += choice.delta.refusal or ""
+                finish_reason = choice.finish_reason or finish_reason
+        if refusal or finish_reason == "content_filter":
+            raise refused(self.name, refusal or "finish_reason=content_filter")
+        return LlmResponse(
+            text="".join(pieces),
+            model=model,
+            provider=self.name,
+            usage=usage,
+            stop_reason=_STOP_REASONS.get(finish_reason or "", finish_reason or "end_turn"),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
 
     def _to_response(self, completion: object, latency_ms: float) -> LlmResponse:
         # A non-JSON content type makes the SDK return the raw text instead of a completion,
@@ -133,10 +169,13 @@ class OpenAIProvider:
 
 
 def _usage(completion: ChatCompletion) -> Usage:
-    usage = completion.usage
-    if usage is None:
+    if completion.usage is None:
         # Some OpenAI-compatible servers omit usage; zero is better than failing the call.
         return Usage()
+    return _usage_of(completion.usage)
+
+
+def _usage_of(usage: CompletionUsage) -> Usage:
     details = usage.prompt_tokens_details
     cached = (details.cached_tokens or 0) if details is not None else 0
     return Usage(

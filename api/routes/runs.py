@@ -140,7 +140,7 @@ async def get_run(
     handle, description = await owned_run(clients, principal.tenant, run_id)
     detail = RunDetail(**summarize(description, config).model_dump())
     if detail.status == "running":
-        detail.progress = await _progress(handle)
+        detail.progress = await progress_of(handle)
     elif detail.status == "completed":
         detail.result = await handle.result(follow_runs=False)
     elif detail.status in ("failed", "canceled", "terminated", "timed_out"):
@@ -182,7 +182,7 @@ async def served_by_api(clients: Clients, tenant_id: uuid.UUID, run_id: str) -> 
     )
 
 
-async def _progress(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+async def progress_of(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
     """The workflow's `progress` query answer; None if it has none or no worker answers soon."""
     try:
         answer = await handle.query("progress", rpc_timeout=QUERY_TIMEOUT)

@@ -7,6 +7,7 @@ URL and a key. A run that outlives the route's wait is polled at `GET /v1/runs/{
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from keel.app.run_events import EventsError, follow
 from keel.settings import Settings
 
 
@@ -31,6 +33,8 @@ class AskOptions:
     api_url: str | None = None
     wait_seconds: float = 60.0
     filters: dict[str, Any] | None = None
+    # Called with each piece of the answer as it is generated (None: just wait for it).
+    on_token: Callable[[str], None] | None = None
 
 
 def resolve_key(config: Settings, explicit: str | None) -> str:
@@ -66,9 +70,11 @@ def ask(config: Settings, options: AskOptions, *, client: httpx.Client | None = 
     """
     url = (options.api_url or f"http://localhost:{config.ports.api}").rstrip("/")
     headers = {"Authorization": f"Bearer {resolve_key(config, options.api_key)}"}
+    streaming = options.on_token is not None
     body: dict[str, Any] = {
         "question": options.question,
-        "wait_seconds": min(options.wait_seconds, 300),
+        # Streaming: the run id at once (a cache hit still answers 200 straight away).
+        "wait_seconds": 0 if streaming else min(options.wait_seconds, 300),
         "filters": options.filters or {},
     }
     if options.tenant:
@@ -82,6 +88,8 @@ def ask(config: Settings, options: AskOptions, *, client: httpx.Client | None = 
         if response.status_code != 202:
             raise _error(response)
         run_id = response.json()["id"]
+        if options.on_token is not None:
+            return _streamed(http, url, run_id, headers, options.on_token)
         deadline = time.monotonic() + options.wait_seconds
         while time.monotonic() < deadline:
             run = http.get(f"{url}/v1/runs/{run_id}", headers=headers)
@@ -101,6 +109,33 @@ def ask(config: Settings, options: AskOptions, *, client: httpx.Client | None = 
     finally:
         if client is None:
             http.close()
+
+
+def _streamed(
+    http: httpx.Client,
+    url: str,
+    run_id: str,
+    headers: dict[str, str],
+    on_token: Callable[[str], None],
+) -> Any:
+    """Follow the run's events, handing each piece of the answer to `on_token`."""
+    attempt: list[int] = []
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind != "token":
+            return
+        if attempt and data.get("attempt") != attempt[0]:
+            on_token("\n[retrying]\n")  # a retried attempt starts its answer again
+        attempt[:] = [data.get("attempt", 0)]
+        on_token(str(data.get("text", "")))
+
+    try:
+        final = follow(http, url, run_id, headers, on_event)
+    except EventsError as exc:
+        raise AskError(f"cannot follow run {run_id}: {exc}") from exc
+    if final.get("status") != "completed":
+        raise AskError(f"run {run_id} ended {final.get('status')}: {final.get('error')}")
+    return {**final["result"], "run_id": run_id}
 
 
 def render(console: Console, answer: dict[str, Any], *, show_sources: bool) -> None:

@@ -281,6 +281,9 @@ def ask(
         str | None, typer.Option(help="Documents dated on/before (YYYY-MM-DD).")
     ] = None,
     wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for the answer.")] = 60.0,
+    stream: Annotated[
+        bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")
+    ] = True,
 ) -> None:
     """Ask a question of your documents (RAG) through the Keel API."""
     from keel.app.ask import AskError, AskOptions, render
@@ -300,11 +303,16 @@ def ask(
         api_url=api_url,
         wait_seconds=wait,
         filters={k: v for k, v in filters.items() if v},
+        on_token=(lambda piece: console.print(piece, end="", style="dim", markup=False))
+        if stream
+        else None,
     )
     try:
         answer = send(settings(), options)
     except AskError as exc:
         raise fail(str(exc)) from exc
+    if stream and answer.get("cache_layer", "none") == "none":
+        console.print()  # after the streamed pieces
     render(console, answer, show_sources=show_sources)
 
 

@@ -62,6 +62,49 @@ def runs_show(
     render_run(console, _runs_call(api_key, api_url, lambda c: c.show(run_id)))
 
 
+@runs_app.command("watch")
+def runs_watch(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Follow a run live: stage changes, progress counts, escalations, the answer's tokens,
+    and how it ended (exit 1 unless it completed)."""
+    from keel.app.ask import AskError, resolve_key
+    from keel.app.run_events import EventsError, follow
+
+    config = settings()
+    try:
+        key = resolve_key(config, api_key)
+    except AskError as exc:
+        raise fail(str(exc)) from exc
+    url = (api_url or f"http://localhost:{config.ports.api}").rstrip("/")
+    shown: dict[str, Any] = {}
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "token":
+            console.print(str(data.get("text", "")), end="", markup=False)
+            return
+        for field in ("stage", "status", "phase", "files_done", "batches_done", "turns"):
+            if field in data and data[field] != shown.get(field):
+                shown[field] = data[field]
+                console.print(f"[dim]{field}: {data[field]}[/]")
+        pending = data.get("pending_escalation")
+        if pending and pending.get("id") != shown.get("escalation"):
+            shown["escalation"] = pending["id"]
+            console.print(f"[yellow]escalation {pending['id']}:[/] {pending.get('question', '')}")
+
+    try:
+        with httpx.Client(timeout=httpx.Timeout(10, read=None)) as http:
+            final = follow(http, url, run_id, {"Authorization": f"Bearer {key}"}, on_event)
+    except (EventsError, httpx.HTTPError) as exc:
+        raise fail(f"cannot follow run {run_id}: {exc}") from exc
+    console.print()
+    console.print(f"run {run_id} {final.get('status')}")
+    if final.get("status") != "completed":
+        raise typer.Exit(1)
+
+
 @runs_app.command("approve")
 def runs_approve(
     run_id: Annotated[str, typer.Argument(help="The run's id.")],

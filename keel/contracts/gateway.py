@@ -84,6 +84,10 @@ class ModelCall(BaseModel):
         default_factory=list,
         description="Documents the prompt was built from: a change to any invalidates the cache.",
     )
+    stream_events: bool = Field(
+        default=False,
+        description="Stream the answer's pieces as run events while it is generated.",
+    )
 
 
 class CacheProbe(BaseModel):
@@ -148,6 +152,7 @@ class ProviderCall(BaseModel):
     run_id: str = ""
     circuit_id: str = ""
     circuit: CircuitConfig = Field(default_factory=CircuitConfig)
+    stream_events: bool = False
 
 
 class ProviderResult(BaseModel):

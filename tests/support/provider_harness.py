@@ -16,9 +16,10 @@ async tests can await the SDKs in the main thread while it answers.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -60,6 +61,8 @@ class _State:
     cache_write_tokens: int = 0
     retry_after: float = 7.0
     slow_seconds: float = 2.0
+    # Seconds between the pieces of a streamed answer (`"stream": true` requests).
+    stream_delay: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: dict[str, deque[str]] = field(
         default_factory=lambda: {"anthropic": deque(), "openai": deque()}
@@ -78,7 +81,9 @@ class ProviderHarness:
     `prompt_tokens - cached_tokens`); `output_tokens`; `cached_tokens` (Anthropic
     `cache_read_input_tokens`, OpenAI `prompt_tokens_details.cached_tokens`);
     `cache_write_tokens` (Anthropic `cache_creation_input_tokens`); `retry_after` (seconds,
-    for `rate_limited`); `slow_seconds` (for `slow`); `reply_fn` (a callable taking the
+    for `rate_limited`); `slow_seconds` (for `slow`); `stream_delay` (seconds between the
+    pieces of a streamed answer: a request with `"stream": true` is answered as server-sent
+    events in its provider's format); `reply_fn` (a callable taking the
     `RecordedRequest` and returning the answer text, for replies that depend on the prompt).
     `queue_replies(...)` scripts the next answers in order.
     """
@@ -255,6 +260,56 @@ def _openai_ok(body: dict[str, Any], s: _State, *, refusal: bool = False) -> dic
     }
 
 
+def _pieces(text: str) -> list[str]:
+    return re.findall(r"\s*\S+\s*", text) or [text]
+
+
+def _sse(data: dict[str, Any] | str, event: str | None = None) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+def _anthropic_events(body: dict[str, Any], s: _State) -> Iterator[str]:
+    whole = _anthropic_ok(body, s)
+    start = {**whole, "content": [], "stop_reason": None}
+    start["usage"] = {**whole["usage"], "output_tokens": 1}
+    yield _sse({"type": "message_start", "message": start}, "message_start")
+    yield _sse(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        "content_block_start",
+    )
+    for piece in _pieces(s.reply_text):
+        delta = {"type": "content_block_delta", "index": 0}
+        yield _sse({**delta, "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+    yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+    yield _sse(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": s.output_tokens},
+        },
+        "message_delta",
+    )
+    yield _sse({"type": "message_stop"}, "message_stop")
+
+
+def _openai_events(body: dict[str, Any], s: _State) -> Iterator[str]:
+    whole = _openai_ok(body, s)
+    base = {k: whole[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return _sse({**base, "choices": [choice], "usage": None})
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in _pieces(s.reply_text):
+        yield chunk({"content": piece})
+    yield chunk({}, "stop")
+    if (body.get("stream_options") or {}).get("include_usage"):
+        yield _sse({**base, "choices": [], "usage": whole["usage"]})
+    yield _sse("[DONE]")
+
+
 _ERRORS: dict[str, tuple[int, str, str]] = {
     # kind: (status, Anthropic error type, OpenAI error code)
     "rate_limited": (429, "rate_limit_error", "rate_limit_exceeded"),
@@ -275,7 +330,32 @@ def _error_body(provider: ProviderName, kind: str) -> tuple[int, dict[str, Any]]
     }
 
 
-def _make_handler(harness: ProviderHarness) -> type[BaseHTTPRequestHandler]:
+def _stream(
+    handler: BaseHTTPRequestHandler,
+    harness: ProviderHarness,
+    provider: ProviderName,
+    body: dict[str, Any],
+    state: _State,
+) -> None:
+    """The answer as its provider streams it, a piece (a word) every `stream_delay`."""
+    events = _anthropic_events if provider == "anthropic" else _openai_events
+    try:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("request-id", "req_harness")
+        handler.send_header("x-request-id", "req_harness")
+        handler.end_headers()
+        for n, event in enumerate(events(body, state)):
+            if n and state.stream_delay:
+                harness._sleep(state.stream_delay)
+            handler.wfile.write(event.encode())
+            handler.wfile.flush()
+        handler.close_connection = True
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def _make_handler(harness: ProviderHarness) -> type[BaseHTTPRequestHandler]:  # noqa: C901
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # keep pytest output clean
@@ -301,10 +381,12 @@ def _make_handler(harness: ProviderHarness) -> type[BaseHTTPRequestHandler]:
             self, provider: ProviderName, fault: str | None, body: dict[str, Any], state: _State
         ) -> None:
             ok = _anthropic_ok if provider == "anthropic" else _openai_ok
-            if fault is None:
-                self._send(200, ok(body, state))
-            elif fault == "slow":
+            if fault == "slow":
                 harness._sleep(state.slow_seconds)
+                fault = None  # then answers as usual
+            if fault is None and body.get("stream"):
+                _stream(self, harness, provider, body, state)
+            elif fault is None:
                 self._send(200, ok(body, state))
             elif fault == "refusal":
                 self._send(200, ok(body, state, refusal=True))
