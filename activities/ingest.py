@@ -46,6 +46,7 @@ from keel.contracts.ingest import (
 )
 from keel.settings import Settings
 from keel.telemetry import activity_context, get_logger
+from keel.text.sections import Sections
 
 T = TypeVar("T")
 DIM = 384
@@ -215,6 +216,7 @@ class IngestActivities:
                         )
                     ).scalar_one()
                 chunks = await in_thread(cut, body, opts)
+                sections = Sections(body)
                 async with self.engine.begin() as conn:
                     if not chunks:
                         await conn.execute(
@@ -231,7 +233,7 @@ class IngestActivities:
                     await conn.execute(
                         text(
                             "INSERT INTO ingest_chunks (doc_id, position, text, token_count, "
-                            "char_start, char_end) VALUES (:d, :p, :x, :n, :s, :e)"
+                            "char_start, char_end, section) VALUES (:d, :p, :x, :n, :s, :e, :h)"
                         ),
                         [
                             {
@@ -241,6 +243,7 @@ class IngestActivities:
                                 "n": c.token_count,
                                 "s": c.char_start,
                                 "e": c.char_end,
+                                "h": sections.at(c.char_start),
                             }
                             for c in chunks
                         ],
@@ -294,7 +297,7 @@ class IngestActivities:
                 await conn.execute(
                     text(
                         "SELECT position, text, token_count, char_start, char_end, embedding, "
-                        "windows, window_spans FROM ingest_chunks WHERE doc_id = :d "
+                        "windows, window_spans, section FROM ingest_chunks WHERE doc_id = :d "
                         "ORDER BY position"
                     ),
                     {"d": doc_id},
@@ -316,6 +319,7 @@ class IngestActivities:
                     "char_start": r[3],
                     "char_end": r[4],
                     "windows": r[7],
+                    **({"section": r[8]} if r[8] else {}),
                 },
             )
             for r in rows

@@ -450,6 +450,7 @@ ingest_chunks = Table(
     Column("embedding", LargeBinary),
     Column("windows", LargeBinary),
     Column("window_spans", JSONB),
+    Column("section", Text),
     ForeignKeyConstraint(
         ["doc_id"], ["ingest_docs.id"], ondelete="CASCADE", name="ingest_chunks_doc_id_fkey"
     ),

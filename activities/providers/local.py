@@ -74,8 +74,8 @@ def format_sources(sources: list[tuple[str, str]]) -> str:
     for number, (title, text) in enumerate(sources, start=1):
         lines = []
         for raw in text.splitlines():
-            line = raw.strip()
-            if line:
+            line = raw.rstrip()  # indentation stays: code blocks depend on it
+            if line.strip():
                 lines.append(" " + line if line.startswith("[Source ") else line)
         header = f"[Source {number}] {' '.join(title.split())}".rstrip()
         blocks.append("\n".join([header, *lines]))

@@ -43,6 +43,7 @@ async def fetch_sources(
                 chunk_id=int(chunk_id),
                 document_id=str(document_id),
                 title=str(meta.get("title") or doc_title or ""),
+                section=_text(meta.get("section")),
                 date=(_text(meta.get("date")) or "")[:10] or None,
                 department=_text(meta.get("department")),
                 doc_type=_text(meta.get("doc_type")),

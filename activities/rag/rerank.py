@@ -221,12 +221,14 @@ class Candidate:
 
 
 async def candidates(engine: AsyncEngine, tenant_id: uuid.UUID, ids: list[int]) -> list[Candidate]:
-    """Titles and texts of the tenant's chunks `ids`, in the order given."""
+    """Titles (with the chunk's section, where it has one) and texts of the tenant's chunks
+    `ids`, in the order given."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
                 text(
-                    "SELECT c.id, coalesce(c.metadata->>'title', d.title, ''), c.text "
+                    "SELECT c.id, concat_ws(' › ', coalesce(c.metadata->>'title', d.title, ''), "
+                    "c.metadata->>'section'), c.text "
                     "FROM chunks c JOIN documents d ON d.id = c.document_id "
                     "WHERE c.tenant_id = :t AND c.id = ANY(:ids)"
                 ),

@@ -247,6 +247,9 @@ class SourceRef(BaseModel):
     chunk_id: int
     document_id: str
     title: str = ""
+    section: str | None = Field(
+        default=None, description='Headings the chunk sits under: "Profiles › strip".'
+    )
     date: str | None = None
     department: str | None = None
     doc_type: str | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from keel.contracts.rag import Citation, SourceRef
+from keel.text.sections import SEPARATOR, under_title
 
 # What every answerer (the offline one included) says when the sources do not hold the answer.
 NOT_ENOUGH_INFORMATION = (
@@ -43,9 +44,13 @@ _NEI = re.compile(
 
 
 def header(source: SourceRef) -> str:
-    """`Title (date, department, doc type)`: what the model sees above each source."""
+    """`Title › Section (date, department, doc type)`: what the model sees above each
+    source."""
+    name = source.title
+    if source.section and (section := under_title(source.section, source.title)):
+        name = f"{name}{SEPARATOR}{section}" if name else section
     facts = [v for v in (source.date, source.department, source.doc_type) if v]
-    return f"{source.title} ({', '.join(facts)})" if facts else source.title
+    return f"{name} ({', '.join(facts)})" if facts else name
 
 
 def system_prompt(block: str) -> str:
