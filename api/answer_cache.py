@@ -10,7 +10,7 @@ question, or anything unusual falls through to the durable workflow, which decid
 as before.
 
 What stays durable: the hit's ledger row is committed to Postgres before the answer is sent
-(without waiting for the WAL flush: see `activities.ledger.record`),
+(through `keel.quickdb`, without waiting for the WAL flush: see `activities.ledger.record`),
 under a key unique to this request, and says which entry answered (cache key and the id the
 entry was stored under), so `GET /v1/costs` counts it even if the process dies right after.
 """
@@ -68,8 +68,7 @@ async def serve_hit(
     verdict = _checked(request.question)
     if verdict.blocked or verdict.redacted_text is not None:
         return None  # the workflow records the refusal or serves the redacted question
-    async with clients.engine.connect() as conn:
-        generation = await corpus_generation(conn, principal.tenant_id)
+    generation = await corpus_generation(clients.quick, principal.tenant_id)
     scope = answer_scope(str(principal.tenant_id), request.filters, request.rag, generation)
     key = answer_key(scope, request.question)
     layer: AnswerCacheLayer = "answer_exact"
@@ -102,7 +101,7 @@ async def serve_hit(
     CACHE_LOOKUPS.labels(layer, "hit").inc()
     served = hit_id()
     await record(
-        clients.engine,
+        clients.quick,
         LedgerRow(
             call_key=f"{served}:{layer}",
             context=request.context,
@@ -117,7 +116,6 @@ async def serve_hit(
             cache_key=key if layer == "answer_exact" else hit.cached_key,
             cache_entry=hit.entry or None,
         ),
-        flush_wal=False,
     )
     answer = cached.model_copy(
         update={

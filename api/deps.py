@@ -46,7 +46,7 @@ async def authenticate(
             "malformed Authorization header: expected `Bearer <key>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = await resolve_key(clients.engine, key.strip())
+    principal = await resolve_key(clients.quick, key.strip())
     if principal is None:
         raise ApiError(
             401,

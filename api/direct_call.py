@@ -141,7 +141,7 @@ async def serve_direct(
     if hit is not None:
         latency = round((time.perf_counter() - started) * 1000, 3)
         row = cache_hit_row(probe, hit, call_key=f"{served}/{hit.layer}", latency_ms=latency)
-        await record(clients.engine, row, flush_wal=False)
+        await record(clients.quick, row)
         result = ModelCallResult(
             ok=True,
             text=hit.text,
@@ -202,7 +202,7 @@ async def serve_direct(
     # write the exact cache while it commits.
     stores = _store(clients, config, probe, response, call, gateway, vector)
     written, *redis_work = await asyncio.gather(
-        record(clients.engine, row, flush_wal=False),
+        record(clients.quick, row),
         charge_rate_limits(clients.redis, context.api_key_id, total_tokens(response.usage)),
         stores if cacheable else asyncio.sleep(0),
         return_exceptions=True,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keel.quickdb import QuickDb
 from keel.schema import api_keys
 
 KEY_PREFIX = "keel_"
@@ -89,22 +90,26 @@ async def create_key(
     return key
 
 
-async def resolve_key(engine: AsyncEngine, key: str) -> Principal | None:
+_KEY_SQL = (
+    "SELECT k.tenant_id, t.name, k.id, k.tokens_per_minute, k.tokens_per_day, "
+    "t.settings FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+    "WHERE k.key_hash = %(h)s AND k.revoked_at IS NULL"
+)
+
+
+async def resolve_key(db: AsyncEngine | QuickDb, key: str) -> Principal | None:
     """The principal for a presented key, or None if unknown or revoked.
 
-    Every request runs this, so it is one plain indexed query (an ORM session cost ~1 ms more).
+    Every request runs this, so it is one plain indexed query; the API passes its `QuickDb`
+    (~0.2 ms), other callers the engine.
     """
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT k.tenant_id, t.name, k.id, k.tokens_per_minute, k.tokens_per_day, "
-                    "t.settings FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
-                    "WHERE k.key_hash = :h AND k.revoked_at IS NULL"
-                ),
-                {"h": hash_key(key)},
-            )
-        ).one_or_none()
+    params = {"h": hash_key(key)}
+    if isinstance(db, QuickDb):
+        row = await db.fetchone(_KEY_SQL, params)
+    else:
+        async with db.connect() as conn:
+            found = await conn.exec_driver_sql(_KEY_SQL, params)
+            row = found.one_or_none()
     if row is None:
         return None
     return Principal(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,6 +11,7 @@ from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from keel.db import make_engine
+from keel.quickdb import QuickDb, plain_dsn
 from keel.settings import Settings
 from keel.tracing import process_tracer_provider, temporal_interceptors
 
@@ -58,6 +60,13 @@ class Clients:
             redis=connect_redis(settings),
         )
 
+    @cached_property
+    def quick(self) -> QuickDb:
+        """Raw autocommit connections to the engine's database, for per-request statements."""
+        return QuickDb(plain_dsn(self.engine.url))
+
     async def close(self) -> None:
+        if "quick" in self.__dict__:
+            await self.quick.close()
         await self.engine.dispose()
         await self.redis.aclose()

@@ -12,13 +12,15 @@ from keel.auth import ensure_tenant
 from keel.contracts.gateway import CallContext
 from keel.contracts.llm import Usage
 from keel.db import make_engine
+from keel.quickdb import QuickDb, plain_dsn
 from keel.settings import Settings
 
 
 async def test_a_relaxed_write_is_committed_once_and_leaves_the_connection_as_it_was(
     settings: Settings, tenant: str
 ) -> None:
-    engine = make_engine(settings.database_dsn, pool_size=1)  # one connection, reused
+    engine = make_engine(settings.database_dsn, pool_size=1)
+    quick = QuickDb(plain_dsn(engine.url), size=1)  # one connection, reused
     try:
         tenant_id = await ensure_tenant(engine, tenant)
         row = LedgerRow(
@@ -33,8 +35,8 @@ async def test_a_relaxed_write_is_committed_once_and_leaves_the_connection_as_it
             cost_usd=0.0,
             cache_layer="exact",
         )
-        assert await record(engine, row, flush_wal=False) is True
-        assert await record(engine, row, flush_wal=False) is False  # the key is taken
+        assert await record(quick, row) is True
+        assert await record(quick, row) is False  # the key is taken
         async with engine.connect() as conn:
             setting = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
             rows = (
@@ -43,7 +45,10 @@ async def test_a_relaxed_write_is_committed_once_and_leaves_the_connection_as_it
                     {"k": row.call_key},
                 )
             ).scalar_one()
-        assert setting == "on"  # the pooled connection keeps full durability for others
         assert rows == 1
+        reused = await quick.fetchone("SHOW synchronous_commit", {})
+        assert setting == "on"
+        assert reused == ("on",)  # the reused connection keeps full durability for others
     finally:
+        await quick.close()
         await engine.dispose()

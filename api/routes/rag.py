@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api import launch
@@ -97,8 +97,9 @@ async def rag_query(
         rag=config.rag,
     )
     hit = await serve_hit(clients, principal, request, embedder_kind=config.embedder)
-    if hit is not None:
-        return RagQueryAnswer(id=hit[0], result=hit[1])
+    if hit is not None:  # already the declared model: skip FastAPI's re-validation (~0.5 ms)
+        answer = RagQueryAnswer(id=hit[0], result=hit[1])
+        return Response(answer.model_dump_json(), media_type="application/json")
     wid, result = await launch.start(
         clients,
         config,

@@ -1,0 +1,54 @@
+"""The API's raw connections: a broken connection is replaced without failing the request, and
+more concurrent requests than connections wait their turn."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+from keel.clients import Clients
+from keel.quickdb import QuickDb, plain_dsn
+
+
+async def test_a_connection_killed_by_the_server_is_replaced_transparently(
+    clients: Clients,
+) -> None:
+    quick = QuickDb(plain_dsn(clients.engine.url), size=1)
+    try:
+        first = await quick.fetchone("SELECT pg_backend_pid()", {})
+        assert first is not None
+        async with clients.engine.connect() as conn:  # what a PostgreSQL restart does to it
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first[0]})
+        second = await quick.fetchone("SELECT pg_backend_pid()", {})
+        assert second is not None
+        assert second[0] != first[0]
+    finally:
+        await quick.close()
+
+
+async def test_concurrent_statements_share_a_bounded_set_of_connections(clients: Clients) -> None:
+    quick = QuickDb(plain_dsn(clients.engine.url), size=2)
+    try:
+        rows = await asyncio.gather(
+            *(quick.fetchone("SELECT pg_backend_pid(), %(n)s::int", {"n": n}) for n in range(12))
+        )
+        assert [row[1] for row in rows if row] == list(range(12))
+        assert len({row[0] for row in rows if row}) <= 2
+    finally:
+        await quick.close()
+
+
+async def test_a_statement_error_leaves_the_connection_usable(clients: Clients) -> None:
+    quick = QuickDb(plain_dsn(clients.engine.url), size=1)
+    try:
+        before = await quick.fetchone("SELECT pg_backend_pid()", {})
+        try:
+            await quick.fetchone("SELECT 1 / %(zero)s::int", {"zero": 0})
+        except Exception as exc:
+            assert "division by zero" in str(exc)
+        else:
+            raise AssertionError("division by zero did not fail")
+        assert await quick.fetchone("SELECT pg_backend_pid()", {}) == before
+    finally:
+        await quick.close()
