@@ -71,6 +71,8 @@ class _State:
     # (called with the request, outside the lock), then `reply_text`.
     replies: deque[str] = field(default_factory=deque)
     reply_fn: Callable[[RecordedRequest], str] | None = None
+    # A provider that answers every request with one fault until told otherwise (`outage`).
+    outages: dict[str, str] = field(default_factory=dict)
 
 
 class ProviderHarness:
@@ -172,6 +174,15 @@ class ProviderHarness:
         with self._lock:
             self._state.faults[provider].extend([kind] * times)
 
+    def outage(self, provider: ProviderName, kind: FaultKind | None) -> None:
+        """Answer every request to `provider` with fault `kind` (after any queued faults)
+        until called again with None: a provider down for as long as the test says."""
+        with self._lock:
+            if kind is None:
+                self._state.outages.pop(provider, None)
+            else:
+                self._state.outages[provider] = kind
+
     def queue_replies(self, *texts: str) -> None:
         """Answer the next successful requests (any provider) with `texts`, in order."""
         with self._lock:
@@ -200,7 +211,7 @@ class ProviderHarness:
         with self._lock:
             self._state.requests.append(request)
             queue = self._state.faults[request.provider]
-            fault = queue.popleft() if queue else None
+            fault = queue.popleft() if queue else self._state.outages.get(request.provider)
             scripted = None
             if fault is None and self._state.replies:
                 scripted = self._state.replies.popleft()

@@ -40,6 +40,13 @@ def worker_env(settings: Settings) -> dict[str, str]:
     }
     if settings.ingest_root is not None:
         env["KEEL_INGEST_ROOT"] = str(settings.ingest_root)
+    # Providers (the test's harness) only when the settings name them.
+    for name in ("anthropic", "openai"):
+        key = getattr(settings, f"{name}_api_key").get_secret_value()
+        if key:
+            env[f"KEEL_{name.upper()}_API_KEY"] = key
+            env[f"KEEL_{name.upper()}_BASE_URL"] = getattr(settings, f"{name}_base_url")
+    env["KEEL_PROVIDER_TIMEOUT_SECONDS"] = str(settings.provider_timeout_seconds)
     return env
 
 
@@ -92,43 +99,80 @@ class WorkerProcess:
             self._out.close()
 
 
+class ApiProcess:
+    """The API in its own process, as `keel up` runs it (uvicorn, its own clients); `kill()`
+    is SIGKILL. A client in the same process as the server would share its GIL and loop."""
+
+    def __init__(
+        self, settings: Settings, log: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **worker_env(settings),
+            "KEEL_PORTS__API": str(self.port),
+            **(extra_env or {}),
+        }
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_seconds: float = 60) -> ApiProcess:
+        """Start it and wait until `/healthz` answers."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "api.main:build",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=REPO,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + ready_seconds
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
 @contextmanager
 def api_process(
     settings: Settings, log: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """The API in its own process, as `keel up` runs it (uvicorn, its own clients); yields its
-    base URL. A client in the same process as the server would share its GIL and event loop."""
-    port = free_port()
-    env = {**worker_env(settings), "KEEL_PORTS__API": str(port), **(extra_env or {})}
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "api.main:build",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+    """An `ApiProcess` started and stopped around the block; yields its base URL."""
+    server = ApiProcess(settings, log, extra_env).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
