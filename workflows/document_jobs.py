@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from agents import prompts
     from agents.protocol import parse_reply
     from agents.registry import output_model
+    from agents.schemas import reply_schema
     from keel.contracts.documents import (
         DocumentJobProgress,
         DocumentJobRequest,
@@ -74,6 +75,7 @@ class DocumentAgentWorkflow:
                 messages=messages,
                 tier=task.role.tier,
                 max_tokens=task.role.max_tokens,
+                json_schema=reply_schema(task.role),
             )
             result, budget = await call_model(call, task.context, gateway, budget)
             if not result.ok:

@@ -64,7 +64,21 @@ def provider_for(model: str) -> str:
         return "anthropic"
     if model.startswith(("gpt", "o1", "o3", "o4", "chatgpt")):
         return "openai"
+    if model.startswith("local-") and model != "local-extractive":
+        return "llamacpp"  # the optional local generative model (`Settings.local_llm`)
     return "local"
+
+
+def provider_request(call: ModelCall, model: str) -> LlmRequest:
+    """What one provider attempt at `model` is sent (the workflow and the API's direct path)."""
+    return LlmRequest(
+        model=model,
+        system=call.system,
+        messages=call.messages,
+        max_tokens=call.max_tokens,
+        temperature=call.temperature,
+        json_schema=call.json_schema,
+    )
 
 
 def _error_type(exc: ActivityError) -> tuple[str, str]:
@@ -103,7 +117,12 @@ def plan(call: ModelCall, config: GatewayConfig) -> tuple[list[str], RouteDecisi
         decision = decision.model_copy(
             update={"tier": call.tier, "models": config.routing.chain(call.tier)}
         )
-    return list(decision.models), decision, f"tier:{decision.tier}"
+    scope = f"tier:{decision.tier}"
+    if "llamacpp" in config.providers:
+        # A tier's cached answers came from the models it could reach: answers the extractive
+        # provider gave before the local model was enabled must not stand in for the model's.
+        scope += "+llamacpp"
+    return list(decision.models), decision, scope
 
 
 async def call_model(
@@ -186,13 +205,7 @@ async def call_model(
         if not await _admitted(circuit_id, config):
             attempts.append(AttemptRecord(model=model, provider=provider, outcome="circuit_open"))
             continue
-        request = LlmRequest(
-            model=model,
-            system=call.system,
-            messages=call.messages,
-            max_tokens=call.max_tokens,
-            temperature=call.temperature,
-        )
+        request = provider_request(call, model)
         try:
             answer: ProviderResult = await workflow.execute_activity_method(
                 GatewayActivities.provider_complete,

@@ -1,4 +1,5 @@
-"""Model providers: Anthropic, OpenAI and an offline extractive one, behind one `Provider`.
+"""Model providers: Anthropic, OpenAI, an offline extractive one and the optional local model
+(llama.cpp), behind one `Provider`.
 
 The SDK-backed providers live in `anthropic_provider` and `openai_provider` and are not
 imported here: importing `anthropic` takes seconds, and code that needs only the protocol or
@@ -39,7 +40,8 @@ def build_providers(settings: Settings, *, timeout: float = 60.0) -> dict[str, P
         timeout: HTTP timeout in seconds for the SDK-backed providers.
 
     Returns:
-        `{"local": ..., "anthropic": ..., "openai": ...}`, the last two only when configured.
+        `{"local": ..., "anthropic": ..., "openai": ..., "llamacpp": ...}`, the last three only
+        when configured (a key, or `local_llm.enabled`).
     """
     providers: dict[str, Provider] = {"local": LocalExtractiveProvider()}
     if settings.anthropic_api_key.get_secret_value():
@@ -57,5 +59,11 @@ def build_providers(settings: Settings, *, timeout: float = 60.0) -> dict[str, P
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url,
             timeout=timeout,
+        )
+    if settings.local_llm.enabled:
+        from activities.providers.llamacpp import LlamaCppProvider
+
+        providers["llamacpp"] = LlamaCppProvider(
+            base_url=settings.local_llm_url, timeout=settings.local_llm.timeout_seconds
         )
     return providers

@@ -97,6 +97,7 @@ class OpenAIProvider:
             "max_completion_tokens": request.max_tokens,
             "temperature": request.temperature,
             "stop": request.stop or openai.omit,
+            **self._options(request),
         }
         try:
             if on_text is not None:
@@ -106,6 +107,12 @@ class OpenAIProvider:
             raise provider_failure(exc, provider=self.name, sdk=SDK_ERRORS) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
         return self._to_response(completion, latency_ms)
+
+    def _options(self, request: LlmRequest) -> dict[str, Any]:
+        """Extra arguments of the call: none for OpenAI (a server that speaks its API, such as
+        llama.cpp's, adds what it supports)."""
+        del request
+        return {}
 
     async def _streamed(
         self, arguments: dict[str, Any], on_text: TextSink, started: float

@@ -20,6 +20,7 @@ from keel.app.cli_quality import eval_cmd, redteam
 from keel.app.cli_replay import replay
 from keel.app.cli_runs import runs_app
 from keel.app.devstack import DevStack
+from keel.app.local_llm import local_llm_app
 from keel.app.processes import StackError
 from keel.settings import Settings, settings
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(runs_app, name="runs")
+app.add_typer(local_llm_app, name="local-llm")
 
 
 DEV_KEY_FILE = "dev-api-key"
@@ -106,14 +108,25 @@ def _watch(stack: DevStack) -> None:
 @app.command()
 def up(
     headless: Annotated[bool, typer.Option(help="Do not serve the Temporal UI.")] = False,
+    local_llm: Annotated[
+        bool,
+        typer.Option(
+            "--local-llm",
+            help="Also serve the local model for the agent roles (extra `local-llm`; "
+            "same as KEEL_LOCAL_LLM__ENABLED=true).",
+        ),
+    ] = False,
 ) -> None:
     """Start everything Keel needs, in the foreground: Temporal (+UI), PostgreSQL+pgvector,
     Redis, a cpu and a gpu worker, and the API. Ctrl-C stops it all."""
+    from keel.app.local_llm import server_env, start_server
     from keel.db import migrate
 
     config = settings()
+    if local_llm:
+        config.local_llm = config.local_llm.model_copy(update={"enabled": True})
     stack = DevStack(config, headless=headless)
-    env = _child_env(config)
+    env = {**_child_env(config), **server_env(config)}
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -129,6 +142,8 @@ def up(
         migrate(config.database_dsn)
         console.print("  database migrated to head")
         key = asyncio.run(_dev_key(config))
+        if config.local_llm.enabled and not config.local_llm.url:
+            console.print(f"  local model: {start_server(stack, config, env)} [green]up[/]")
         for queue in ("cpu", "gpu"):
             stack.spawn(
                 f"worker-{queue}",
@@ -169,6 +184,8 @@ def up(
         console.print(f"  Redis         {config.redis_dsn}")
         console.print(f"  Logs          {stack.log_dir}")
         console.print(f"  Dev API key   {key}   (tenant '{config.dev_tenant}')")
+        if not config.local_llm.enabled:
+            console.print("  Agents offline need a model: `make up-local-llm` (1.1 GB, optional)")
         console.print("\n[bold green]Keel is up.[/] Press Ctrl-C to stop.")
         _watch(stack)
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ fields are only ever added, with defaults.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -87,6 +87,11 @@ class ModelCall(BaseModel):
     stream_events: bool = Field(
         default=False,
         description="Stream the answer's pieces as run events while it is generated.",
+    )
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON schema the reply must follow; providers that can constrain their "
+        "output (the local llama.cpp model) do, the others ignore it.",
     )
 
 

@@ -6,7 +6,7 @@ durable contracts: add fields only with defaults, never rename or retype one.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +34,9 @@ class LlmRequest(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     stop: list[str] = Field(default_factory=list)
     cacheable_prefix: bool = True
+    # The JSON schema the reply must follow. A provider that can hold its sampler to it (the
+    # local llama.cpp model) does; the others ignore it and rely on the prompt.
+    json_schema: dict[str, Any] | None = None
 
 
 class Usage(BaseModel):

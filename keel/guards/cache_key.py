@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from typing import Any
 
 from keel.contracts.gateway import CacheProbe, CallContext, ModelCall
 
@@ -25,18 +26,17 @@ def normalise(text: str) -> str:
 
 def exact_key(tenant: str, model_scope: str, call: ModelCall) -> str:
     """The Redis key of this call's exact-cache entry; never shared across tenants."""
-    canonical = json.dumps(
-        {
-            "tenant": tenant,
-            "model": model_scope,
-            "system": normalise(call.system),
-            "messages": [[m.role, normalise(m.content)] for m in call.messages],
-            "max_tokens": call.max_tokens,
-            "temperature": call.temperature,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+    fields: dict[str, Any] = {
+        "tenant": tenant,
+        "model": model_scope,
+        "system": normalise(call.system),
+        "messages": [[m.role, normalise(m.content)] for m in call.messages],
+        "max_tokens": call.max_tokens,
+        "temperature": call.temperature,
+    }
+    if call.json_schema is not None:  # only when set, so every other key stays as it was
+        fields["json_schema"] = call.json_schema
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
     return "keel:exact:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
