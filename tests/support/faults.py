@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +40,7 @@ RAG_QUESTION = "How many vacation days do new employees get?"
 RAG_REPLY = "New employees receive 25 days of paid vacation in their first year [Source 1]."
 
 
-def replies(script: RoleScript | None = None) -> Any:
+def replies(script: RoleScript | None = None) -> Callable[[RecordedRequest], str]:
     """A harness `reply_fn`: agents read their script, everything else the grounded answer."""
 
     def reply(request: RecordedRequest) -> str:
@@ -153,6 +153,15 @@ async def ask(
     except (ValueError, KeyError, TypeError):
         return Outcome(kind, "lost", error=f"{response.status_code}: {response.text[:200]}")
     return Outcome(kind, "failed", error=typed, ended=time.monotonic())
+
+
+async def eventually(check: Callable[[], bool], *, within: float, what: str) -> None:
+    """Poll `check` until it holds; fail naming `what` after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within:g} s: {what}")
+        await asyncio.sleep(0.2)
 
 
 def model_call(question: str) -> dict[str, Any]:
