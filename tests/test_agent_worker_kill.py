@@ -8,12 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -35,53 +32,17 @@ from tests.support.agents import (
     verdict,
 )
 from tests.support.provider_harness import ProviderHarness
+from tests.support.slow_page import SlowPage
+from tests.support.slow_page import slow_page as serve_slow_page
 from workflows.agents import AgentTeamWorkflow
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class SlowPage:
-    """A page whose first fetch hangs (until released); later fetches answer at once."""
-
-    address: str = ""
-    hits: int = 0
-    first_arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
 @pytest.fixture
 def slow_page() -> Iterator[SlowPage]:
-    page = SlowPage()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            page.hits += 1
-            if page.hits == 1:
-                page.first_arrived.set()
-                page.release.wait(60)
-            body = b"Refunds are accepted within 30 days of purchase."
-            try:
-                self.send_response(200)
-                self.send_header("content-type", "text/plain")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the worker that asked is dead
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    page.address = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield page
-    page.release.set()
-    server.shutdown()
-    server.server_close()
+    with serve_slow_page() as page:
+        yield page
 
 
 def _worker_env(settings: Settings, harness: ProviderHarness) -> dict[str, str]:

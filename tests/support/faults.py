@@ -61,6 +61,10 @@ class Outcome:
     result: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     ended: float = 0.0  # time.monotonic() when the client had its answer
+    started: float = 0.0  # ... and when it asked
+
+    def in_flight(self, at: float) -> bool:
+        return self.started < at < (self.ended or float("inf"))
 
 
 @dataclass
@@ -139,6 +143,21 @@ async def ask(
     within: float = 120,
 ) -> Outcome:
     """POST a request; a 202 is followed to its run's end."""
+    started = time.monotonic()
+    outcome = await _ask(http, headers, kind, path, body, within=within)
+    outcome.started = started
+    return outcome
+
+
+async def _ask(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    kind: Kind,
+    path: str,
+    body: dict[str, Any],
+    *,
+    within: float,
+) -> Outcome:
     try:
         response = await http.post(path, json=body, headers=headers, timeout=within)
     except httpx.TransportError as exc:
