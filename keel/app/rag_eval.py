@@ -37,6 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.embedding import Embedder
+from activities.providers.base import Provider
 from activities.providers.local import LocalExtractiveProvider
 from activities.rag.rerank import CrossEncoders, rerank_hits, shared_cross_encoders
 from activities.rag.search import keyword_search, vector_search
@@ -186,8 +187,12 @@ async def evaluate(
     cache: EmbeddingCache | None = None,
     progress: Callable[[str], Any] | None = None,
     cross_encoders: CrossEncoders | None = None,
+    provider: Provider | None = None,
 ) -> EvalReport:
     """Seed `passages` for the tenant and score `questions` in every retrieval mode.
+
+    `provider` answers (default: the offline extractive one; the local model in
+    `tests/bench/local_llm.py`).
 
     Returns:
         The report; `per_question` holds each question's top 10 per mode and its answer.
@@ -224,7 +229,7 @@ async def evaluate(
     ]
     say(f"embedding {len(questions)} questions ...")
     vectors = embedder.embed([p.search_text for p in processed])
-    provider = LocalExtractiveProvider()
+    provider = provider or LocalExtractiveProvider()
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
     latencies: dict[str, list[float]] = {m: [] for m in MODES}
     by_kind: dict[str, dict[str, list[float]]] = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.providers.local import LocalExtractiveProvider
+from activities.providers.base import Provider
 from activities.rag.context import assemble_context
 from keel.app.rag_eval_report import AnswerMetrics, mean
 from keel.contracts.llm import ChatMessage, LlmRequest
@@ -26,7 +26,7 @@ from keel.rag.prompt import cited_numbers, system_prompt, user_message
 
 async def answer_with_local_model(
     engine: AsyncEngine,
-    provider: LocalExtractiveProvider,
+    provider: Provider,
     tenant_id: uuid.UUID,
     question: str,
     top: list[Hit],
@@ -43,7 +43,7 @@ async def answer_with_local_model(
         return {"answer": "", "nei": True, "cited": [], "grounding": None}
     response = await provider.complete(
         LlmRequest(
-            model="local-extractive",
+            model="local-extractive",  # a llama.cpp server answers with its one model anyway
             system=system_prompt(assembled.block),
             messages=[ChatMessage(role="user", content=user_message(question))],
             max_tokens=rag.answer_max_tokens,
