@@ -72,6 +72,11 @@ async def _activity_attempts(clients: Clients, wid: str) -> dict[str, list[int]]
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             started = e.activity_task_started_event_attributes
             attempts.setdefault(scheduled[started.scheduled_event_id], []).append(started.attempt)
+        elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:  # a local activity's result
+            marker = e.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
+                data = json.loads(marker.details["data"].payloads[0].data)
+                attempts.setdefault(data["activity_type"], []).append(data["attempt"])
     return attempts
 
 
@@ -154,7 +159,7 @@ async def test_an_injection_attempt_is_refused_before_any_retrieval(
     )
     assert answer.status == "blocked" and answer.sources == [] and answer.citations == []
     assert answer.safety[0].layer == "input" and answer.safety[0].blocked
-    assert await _activity_attempts(clients, wid) == {}  # nothing was searched or generated
+    assert set(await _activity_attempts(clients, wid)) == {"safety_check_input"}  # nothing else
 
 
 async def test_filters_from_the_question_narrow_retrieval(

@@ -30,8 +30,9 @@ ungrounded fallback) and this module (the run and stages 1-5).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -66,10 +67,13 @@ with workflow.unsafe.imports_passed_through():
     from keel.rag.prompt import (
         NOT_ENOUGH_INFORMATION,
     )
-    from workflows.common import publish_status
+    from workflows.common import LOCAL_ACTIVITY_FAILURES, publish_status
     from workflows.policies import QUICK_RETRY, RERANK_RETRY
     from workflows.rag_base import _cause, _ms
     from workflows.rag_generation import REFUSED, GenerationMixin
+
+
+T = TypeVar("T")
 
 
 @workflow.defn
@@ -103,6 +107,9 @@ class RagQueryWorkflow(GenerationMixin):
         # Runs recorded before the query's one embedding call also served the semantic answer
         # cache (two gpu round trips fewer per miss) replay as they ran.
         self._one_embedding = workflow.patched("rag-one-embedding")
+        # Runs recorded before vector and keyword search became local activities (on the
+        # workflow's own queue) replay as they ran.
+        self._local_search = workflow.patched("rag-local-search")
 
         self._stage = "input_safety"
         verdict = await self._local(
@@ -268,6 +275,21 @@ class RagQueryWorkflow(GenerationMixin):
             "schedule_to_close_timeout": budget,
             "retry_policy": QUICK_RETRY,
         }
+        # A search on the workflow's own queue runs as a local activity: it takes a few ms,
+        # and a regular activity's completion costs another workflow task's dispatch
+        # (20-40 ms on the dev server). Its attempts and failures are still in history (as
+        # markers) and decided on here. A dedicated retrieval queue keeps regular activities.
+        # (Decided from the request, never from `info.task_queue`: a replayer runs the
+        # history under a task queue of its own.)
+        local = self._local_search and not rag.retrieval_queue
+
+        async def search(method: Any, arg: Any) -> SearchHits:
+            if local:
+                found: SearchHits = await workflow.execute_local_activity_method(
+                    method, arg, **options
+                )
+                return found
+            return await workflow.execute_activity_method(method, arg, task_queue=queue, **options)
 
         async def by_vector() -> tuple[str, SearchHits]:
             if isinstance(embedded, BaseException):
@@ -284,7 +306,7 @@ class RagQueryWorkflow(GenerationMixin):
                 vector_b64 = vector.vector_b64
             else:
                 vector_b64 = embedded
-            hits = await workflow.execute_activity_method(
+            hits = await search(
                 RagActivities.vector_search,
                 VectorSearchInput(
                     tenant_id=request.context.tenant_id,
@@ -294,14 +316,12 @@ class RagQueryWorkflow(GenerationMixin):
                     ef_search=rag.ef_search,
                     iterative_scan=rag.iterative_scan,
                 ),
-                task_queue=queue,
-                **options,
             )
             self._timings["vector_search"] = hits.elapsed_ms
             return vector_b64, hits
 
         async def by_keyword() -> SearchHits:
-            hits: SearchHits = await workflow.execute_activity_method(
+            hits = await search(
                 RagActivities.keyword_search,
                 KeywordSearchInput(
                     tenant_id=request.context.tenant_id,
@@ -310,21 +330,27 @@ class RagQueryWorkflow(GenerationMixin):
                     k=rag.keyword_k,
                     scoring=rag.keyword_scoring,
                 ),
-                task_queue=queue,
-                **options,
             )
             self._timings["keyword_search"] = hits.elapsed_ms
             return hits
 
-        semantic, lexical = await asyncio.gather(by_vector(), by_keyword(), return_exceptions=True)
+        if local:
+            # One after the other: local activities resolved concurrently can replay in a
+            # different order than they ran (temporalio/sdk-python#1578), and both take ms.
+            lexical = await _outcome(by_keyword())
+            semantic = await _outcome(by_vector())
+        else:
+            semantic, lexical = await asyncio.gather(
+                by_vector(), by_keyword(), return_exceptions=True
+            )
         vector_b64, vector_hits, keyword_hits = "", None, None
-        if isinstance(semantic, ActivityError):
+        if isinstance(semantic, LOCAL_ACTIVITY_FAILURES):
             self._notes.append(f"vector search failed ({_cause(semantic)}): keyword results only")
         elif isinstance(semantic, BaseException):
             raise semantic
         else:
             vector_b64, vector_hits = semantic[0], semantic[1].hits
-        if isinstance(lexical, ActivityError):
+        if isinstance(lexical, LOCAL_ACTIVITY_FAILURES):
             self._notes.append(f"keyword search failed ({_cause(lexical)}): vector results only")
         elif isinstance(lexical, BaseException):
             raise lexical
@@ -366,6 +392,14 @@ class RagQueryWorkflow(GenerationMixin):
         self._stage = "done"
         publish_status(answer.status, cost_usd=answer.cost_usd)
         return answer.model_copy(update={"timings_ms": timings})
+
+
+async def _outcome(step: Awaitable[T]) -> T | BaseException:
+    """The step's result, or what it raised (as `gather(..., return_exceptions=True)` does)."""
+    try:
+        return await step
+    except Exception as exc:
+        return exc
 
 
 def _screening_notes(assembled: AssembledContext) -> list[str]:

@@ -296,15 +296,25 @@ async def rescore(
     """
     weights = weights or RESCORE_WEIGHTS
     ids = [h.chunk_id for h in hits]
-    found = await candidates(engine, tenant_id, ids)
-    cosine = (
-        await window_scores(engine, tenant_id=tenant_id, vector=vector, chunk_ids=ids)
-        if vector is not None
-        else {}
-    )
-    bm25 = {
-        h.chunk_id: h.score
-        for h in await keyword_search(
+
+    # The three reads are independent, and the sentence embedding (the CPU-bound part) only
+    # needs the texts: it starts as soon as they arrive, while the other two reads finish.
+    async def texts_and_sentences() -> tuple[list[Candidate], dict[int, float]]:
+        found = await candidates(engine, tenant_id, ids)
+        if embedder is None or vector is None or sentence_candidates <= 0:
+            return found, {}
+        sentences = await asyncio.to_thread(
+            sentence_scores, embedder, vector, found[:sentence_candidates], question
+        )
+        return found, sentences
+
+    async def cosines() -> dict[int, float]:
+        if vector is None:
+            return {}
+        return await window_scores(engine, tenant_id=tenant_id, vector=vector, chunk_ids=ids)
+
+    async def keyword_scores() -> dict[int, float]:
+        scored = await keyword_search(
             engine,
             tenant_id=tenant_id,
             query=question,
@@ -313,13 +323,12 @@ async def rescore(
             scoring=scoring,
             chunk_ids=ids,
         )
-    }
+        return {h.chunk_id: h.score for h in scored}
+
+    (found, sentences), cosine, bm25 = await asyncio.gather(
+        texts_and_sentences(), cosines(), keyword_scores()
+    )
     titles = title_scores(question, found)
-    sentences: dict[int, float] = {}
-    if embedder is not None and vector is not None and sentence_candidates > 0:
-        sentences = await asyncio.to_thread(
-            sentence_scores, embedder, vector, found[:sentence_candidates], question
-        )
     features = {
         "vector": minmax(cosine),
         "keyword": minmax(bm25),
