@@ -51,8 +51,9 @@ pytestmark = pytest.mark.timeout(420)
 async def _queries(
     http: httpx.AsyncClient, caller: Caller, stop: asyncio.Event, out: list[Outcome]
 ) -> None:
-    # A query in flight when its worker dies waits out an activity timeout (a provider call
-    # has no heartbeat: up to 120 s), hence the long wait per request.
+    # A query in flight when its worker dies waits out a timeout before another worker takes
+    # over: 10 s for a workflow task, the retrieval budget for a search, and 120 s for a
+    # provider call (it sends no heartbeats), hence the long wait per request.
     for n in itertools.count():
         if stop.is_set():
             return
@@ -101,6 +102,9 @@ async def test_killing_each_worker_during_a_mix_loses_and_repeats_nothing(
             **NO_CACHES,
             "KEEL_AGENTS__HTTP_ALLOW_HOSTS": hosts,
             "KEEL_AGENTS__HTTP_PRIVATE_HOSTS": hosts,
+            # A search or embedding that died with its worker is given up after this budget
+            # (the query then answers from the other search path): 10 s instead of 30.
+            "KEEL_RAG__RETRIEVAL_TIMEOUT_SECONDS": "10",
         }
         fleet = await Fleet(gw_settings, tmp_path, api_env).start()
         try:
