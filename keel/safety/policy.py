@@ -16,11 +16,20 @@ from keel.safety.grounding import check_grounding
 from keel.safety.injection import Channel, detect_injection
 from keel.safety.moderation import moderate_input, moderate_output
 from keel.safety.pii import detect_pii
+from keel.safety.semantic import semantic_verdict
 from keel.safety.validation import validate_input
 
 
-def check_input(text: str, policy: SafetyPolicy | None = None) -> SafetyVerdict:
+def check_input(
+    text: str, policy: SafetyPolicy | None = None, *, semantic: bool = True
+) -> SafetyVerdict:
     """Validate, scan for injection and harmful requests, and redact PII in user input.
+
+    Args:
+        text: The user's input.
+        policy: The tenant's policy; the defaults when None.
+        semantic: Also ask the semantic head (`semantic.py`) what the input means; off only
+            to measure the other layers alone (its training script does).
 
     Returns:
         A verdict of layer `input`. `redacted_text`, when set, is what to send on (invisible
@@ -39,6 +48,9 @@ def check_input(text: str, policy: SafetyPolicy | None = None) -> SafetyVerdict:
         moderate_input(cleaned, policy.moderation),
         detect_pii(cleaned, policy.pii),
     ]
+    meaning = semantic_verdict(cleaned, policy) if semantic else None
+    if meaning is not None:
+        checks.append(meaning)
     return combine("input", checks)
 
 
