@@ -151,21 +151,25 @@ async def store_exact(redis: aioredis.Redis, write: CacheWrite) -> None:
 
 
 async def tenant_spend(engine: AsyncEngine, tenant_id: str) -> TenantSpend:
-    """This calendar month's spend and the tenant's monthly limit (None: no limit)."""
-    month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    """This calendar month's (UTC) spend and the tenant's monthly limit (None: no limit).
+
+    The spend is the ledger's running monthly total (migration 0010): one key lookup however
+    many calls the tenant made this month.
+    """
+    month = datetime.now(UTC).date().replace(day=1)
     async with engine.connect() as conn:
         row = (
             await conn.execute(
                 text(
                     """
                     SELECT
-                      (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
-                        WHERE tenant_id = :t AND created_at >= :since),
+                      coalesce((SELECT cost_usd FROM ledger_month_spend
+                                 WHERE tenant_id = :t AND month = :month), 0),
                       (SELECT limit_usd FROM budgets WHERE tenant_id = :t AND period = 'month'),
                       (SELECT soft_ratio FROM budgets WHERE tenant_id = :t AND period = 'month')
                     """
                 ),
-                {"t": uuid.UUID(tenant_id), "since": month_start},
+                {"t": uuid.UUID(tenant_id), "month": month},
             )
         ).one()
     spend = TenantSpend(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Computed,
+    Date,
     DateTime,
     Double,
     ForeignKeyConstraint,
@@ -304,6 +305,21 @@ llm_calls = Table(
     UniqueConstraint("call_key", name="llm_calls_call_key_key"),
     Index("llm_calls_tenant_time", "tenant_id", "created_at"),
     Index("llm_calls_workflow", "workflow_id"),
+)
+
+# Spend per tenant and calendar month (UTC), kept by statement-level triggers on
+# `llm_calls` in the inserting transaction (migration 0010): the budget check's one read.
+ledger_month_spend = Table(
+    "ledger_month_spend",
+    metadata,
+    Column("tenant_id", Uuid, nullable=False),
+    Column("month", Date, nullable=False),
+    Column("cost_usd", Numeric(18, 8), nullable=False, server_default=text("0")),
+    Column("calls", BigInteger, nullable=False, server_default=text("0")),
+    ForeignKeyConstraint(
+        ["tenant_id"], ["tenants.id"], ondelete="CASCADE", name="ledger_month_spend_tenant_id_fkey"
+    ),
+    PrimaryKeyConstraint("tenant_id", "month", name="ledger_month_spend_pkey"),
 )
 
 semantic_cache = Table(

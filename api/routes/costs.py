@@ -90,8 +90,9 @@ async def costs(
             await conn.execute(
                 text(
                     """
-                    SELECT b.limit_usd, b.soft_ratio, coalesce((SELECT sum(cost_usd) FROM llm_calls
-                      WHERE tenant_id = :t AND created_at >= date_trunc('month', now())), 0)
+                    SELECT b.limit_usd, b.soft_ratio, coalesce((SELECT cost_usd
+                      FROM ledger_month_spend WHERE tenant_id = :t
+                        AND month = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0)
                     FROM budgets b WHERE b.tenant_id = :t AND b.period = 'month'
                     """
                 ),
