@@ -101,7 +101,9 @@ def speed(config: Settings, process: subprocess.Popen[bytes], repeat: int = 3) -
     }
 
 
-async def golden(config: Settings, every: int, rag: RagConfig) -> dict[str, Any]:
+async def golden(
+    config: Settings, every: int, rag: RagConfig, *, with_model: bool = True
+) -> dict[str, Any]:
     """Every `every`-th golden check, its question answered by the model (and, for
     comparison, by the extractive provider) from the same reranked context."""
     from keel.app.rag_eval import evaluate
@@ -120,7 +122,9 @@ async def golden(config: Settings, every: int, rag: RagConfig) -> dict[str, Any]
     cache = EmbeddingCache(config.data_dir / "cache" / "eval-embeddings.npz")
     try:
         tenant_id = await ensure_tenant(engine, "eval")
-        for name, answerer in (("extractive", None), ("local_model", provider)):
+        answerers = [("extractive", None), ("local_model", provider)]
+        # `--golden 0`: seed the corpus (the agent tasks search it) and score only the baseline.
+        for name, answerer in answerers if with_model else answerers[:1]:
             started = time.perf_counter()
             report = await evaluate(
                 engine,
@@ -282,7 +286,7 @@ def main() -> None:
             report["speed"] = speed(config, process)
             print(json.dumps(report), flush=True)
             every = max(len(_golden_lines()) // max(args.golden, 1), 1)
-            report["golden"] = asyncio.run(golden(config, every, rag))
+            report["golden"] = asyncio.run(golden(config, every, rag, with_model=args.golden > 0))
             print(json.dumps(report["golden"])[:2000], flush=True)
             outcomes = asyncio.run(
                 agent_tasks(config, args.tasks, args.task_timeout, args.tasks_budget)
