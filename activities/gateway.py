@@ -33,6 +33,7 @@ from activities.gateway_steps import (
     store_exact,
     tenant_spend,
 )
+from activities.heartbeat import heartbeating
 from activities.ledger import (
     attempt_key,
     cache_hit_row,
@@ -183,7 +184,9 @@ class GatewayActivities:
             started = time.perf_counter()
             try:
                 with provider_span(call.provider, request.model):
-                    response = await provider.complete(request, on_text=self._sink(call))
+                    response = await heartbeating(
+                        provider.complete(request, on_text=self._sink(call))
+                    )
             except ApplicationError as exc:
                 await self._failed_attempt(call, exc, (time.perf_counter() - started) * 1000)
                 await self._report(call, False, admitted_at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -24,3 +24,18 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
         if done:
             return task.result()
         activity.heartbeat()
+
+
+async def heartbeating(work: Awaitable[T], *, every: float = 2.0) -> T:
+    """Await `work` (a provider call: network, not CPU), heartbeating every `every` seconds,
+    so a worker that dies mid-call is noticed within the heartbeat timeout, not after the
+    whole start-to-close timeout (two minutes for a provider call)."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()  # a cancelled activity stops its call too

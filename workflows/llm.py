@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import (
         BREAKER_RETRY,
         FAIL_FAST,
+        PROVIDER_HEARTBEAT,
         PROVIDER_RETRY_POLICY,
         PROVIDER_TIMEOUT,
         QUICK_RETRY,
@@ -221,6 +222,7 @@ async def call_model(
                 ),
                 task_queue=config.cpu_queue or info.task_queue,
                 start_to_close_timeout=PROVIDER_TIMEOUT,
+                heartbeat_timeout=PROVIDER_HEARTBEAT,
                 retry_policy=PROVIDER_RETRY_POLICY,
             )
         except ActivityError as exc:

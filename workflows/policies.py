@@ -23,6 +23,9 @@ QUICK_RETRY = RetryPolicy(
 # Model and provider calls: let Temporal own retries (SDK retries are off) so every attempt is
 # in history; the gateway's own fallback moves to the next model after these run out.
 PROVIDER_TIMEOUT = timedelta(seconds=120)
+# The attempt heartbeats while it waits on the provider: a worker that dies mid-call is
+# noticed in 10 s and the attempt retried elsewhere, instead of after the 120 s above.
+PROVIDER_HEARTBEAT = timedelta(seconds=10)
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
