@@ -74,14 +74,22 @@ def args_schema(model: type[BaseModel]) -> Schema:
     return obj(properties, required=list(source.get("required", [])))
 
 
-def specialist_schema(tools: list[str]) -> Schema:
-    """One of `{"tool": <name>, "args": <that tool's arguments>}` per tool, or `{"answer"}`."""
+def specialist_schema(tools: list[str], *, tool_first: bool = False) -> Schema:
+    """One of `{"tool": <name>, "args": <that tool's arguments>}` per tool, or `{"answer"}`.
+
+    `tool_first` leaves out the answer (and asking a person) when the role has another tool:
+    the first turn of a step must look something up or compute it. Measured on the local
+    1.5B model, specialists free to answer never called a tool and made facts up.
+    """
+    names = [name for name in tools if name in TOOLS]
+    working = [name for name in names if TOOLS[name].runner != "human"]
+    forced = tool_first and bool(working)
     options = [
         obj({"tool": {"type": "string", "const": name}, "args": args_schema(TOOLS[name].args)})
-        for name in tools
-        if name in TOOLS
+        for name in (working if forced else names)
     ]
-    options.append(obj({"answer": text(ANSWER_TEXT)}))
+    if not forced:
+        options.append(obj({"answer": text(ANSWER_TEXT)}))
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
@@ -91,12 +99,15 @@ def extractor_schema() -> Schema:
     return obj({"summary": text(SHORT_TEXT), "key_points": points})
 
 
-def reply_schema(role: RoleSpec, team: TeamSpec | None = None) -> Schema:
-    """The schema of `role`'s reply, by its kind (a planner's names `team`'s specialists)."""
+def reply_schema(
+    role: RoleSpec, team: TeamSpec | None = None, *, tool_first: bool = False
+) -> Schema:
+    """The schema of `role`'s reply, by its kind (a planner's names `team`'s specialists;
+    `tool_first`: a specialist's first turn of a step, see `specialist_schema`)."""
     if role.kind == "planner":
         return planner_schema([s.name for s in team.specialists] if team else [])
     if role.kind == "critic":
         return critic_schema()
     if role.kind == "extractor":
         return extractor_schema()
-    return specialist_schema(list(role.tools))
+    return specialist_schema(list(role.tools), tool_first=tool_first)

@@ -64,6 +64,15 @@ def test_specialist_schema_has_one_option_per_tool_and_an_answer() -> None:
     assert options[-1]["required"] == ["answer"]
 
 
+def test_first_turn_of_a_step_must_call_a_working_tool() -> None:
+    researcher = TEAM.specialist("researcher")
+    assert researcher is not None
+    options = reply_schema(researcher, TEAM, tool_first=True)["anyOf"]
+    tools = [o["properties"]["tool"]["const"] for o in options]
+    assert tools == ["rag_search", "sql_metadata", "http_get"]  # no answer, no asking a person
+    assert all("answer" not in o["properties"] for o in options)
+
+
 def test_tool_args_keep_optional_fields_optional_and_cap_strings() -> None:
     schema = args_schema(SqlMetadataArgs)
     assert schema["required"] == []

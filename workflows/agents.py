@@ -179,7 +179,11 @@ class AgentTeamWorkflow(ToolDispatchMixin):
             state.findings,
             state.scratch,
         )
-        result = await self._ask(role, prompts.specialist_system(role), messages)
+        # A step starts with a tool call where the provider can be held to it: a small local
+        # model otherwise answers from memory (wrongly) and a critic cannot tell.
+        result = await self._ask(
+            role, prompts.specialist_system(role), messages, tool_first=not state.scratch
+        )
         if isinstance(result, AgentRunResult):
             return result
         if extract_json(result.text) is None:
@@ -297,7 +301,7 @@ class AgentTeamWorkflow(ToolDispatchMixin):
         return _BASE_REPLY.get(role.kind, SpecialistReply)
 
     async def _ask(
-        self, role: RoleSpec, system: str, messages: list[ChatMessage]
+        self, role: RoleSpec, system: str, messages: list[ChatMessage], *, tool_first: bool = False
     ) -> ModelCallResult | AgentRunResult:
         """One agent turn through the gateway; a typed stop ends the run, never a crash."""
         state, request = self._state, self._request
@@ -309,7 +313,7 @@ class AgentTeamWorkflow(ToolDispatchMixin):
             messages=messages,
             tier=role.tier,
             max_tokens=role.max_tokens,
-            json_schema=reply_schema(role, request.team),
+            json_schema=reply_schema(role, request.team, tool_first=tool_first),
         )
         result, state.budget = await call_model(call, request.context, gateway, state.budget)
         if not result.ok:
