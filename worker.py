@@ -66,7 +66,7 @@ class Registry:
 @lru_cache(maxsize=4)
 def shared_embedder(kind: str) -> Any:
     """One embedder per process and kind: the model loads once, however many workers."""
-    from activities.embedding import make_embedder
+    from keel.embedding import make_embedder
 
     return make_embedder(kind)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from activities.embedding import Embedder, Vectors, normalize_rows
+from keel.embedding import Embedder, Vectors, normalize_rows
 from keel.text.chunking import chunk_text
 
 

@@ -1,7 +1,7 @@
 """The embedding stage of ingestion, on the gpu queue (CUDA when present, else the CPU).
 
 Reads a batch's chunk texts from staging, embeds them in groups of `embed_chunks` through the
-configured `Embedder` (windowed, see `activities.embedding`: no part of a 512-token chunk
+configured `Embedder` (windowed, see `keel.embedding`: no part of a 512-token chunk
 goes unread by a 256-word-piece model), and writes each chunk's window vectors and pooled
 summary vector back to staging as float32 bytes.
 
@@ -20,10 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.embedding import Embedder
 from activities.embedding_windows import Window, embed_windows_batch, pool
 from activities.heartbeat import in_thread
 from keel.contracts.ingest import BatchRef, StageCounts
+from keel.embedding import Embedder
 from keel.telemetry import activity_context
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from activities.embedding import load_tokenizer, minilm_tokenizer_path
 from keel.contracts.ingest import IngestOptions
+from keel.embedding import load_tokenizer, minilm_tokenizer_path
 from keel.text.chunking import Chunk, chunk_text
 from keel.text.parsing import ParsedDocument, ParseError, parse_file
 

@@ -22,9 +22,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.embedding import Embedder
 from activities.ledger import cache_hit_row, record
 from keel.contracts.gateway import CacheHit, CacheProbe, CacheWrite
+from keel.embedding import Embedder
 from keel.guards.cache_key import system_hash
 from keel.telemetry import CACHE_LOOKUPS
 

@@ -23,7 +23,6 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from activities.embedding import Embedder, make_embedder
 from activities.gateway_steps import REDIS_DOWN
 from activities.ledger import LedgerRow, record
 from activities.semantic_cache import find_semantic
@@ -34,6 +33,7 @@ from keel.contracts.llm import Usage
 from keel.contracts.rag import AnswerCacheLayer, RagAnswer, RagQueryRequest
 from keel.contracts.safety import SafetyPolicy, SafetyVerdict
 from keel.corpus import corpus_generation
+from keel.embedding import Embedder, make_embedder
 from keel.guards.answer_key import ANSWER_SCOPE, answer_key, answer_scope
 from keel.guards.cache_key import normalise
 from keel.safety import check_input

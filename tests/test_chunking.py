@@ -7,7 +7,7 @@ import random
 import pytest
 from tokenizers import Tokenizer
 
-from activities.embedding import load_tokenizer, minilm_tokenizer_path
+from keel.embedding import load_tokenizer, minilm_tokenizer_path
 from keel.text.chunking import Chunk, chunk_text, count_tokens
 
 # A small vocabulary keeps generated prose readable and its token counts predictable.

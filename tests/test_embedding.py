@@ -12,19 +12,19 @@ import numpy as np
 import openai
 import pytest
 
-from activities.embedding import (
-    Embedder,
-    OnnxMiniLMEmbedder,
-    OpenAIEmbedder,
-    SentenceTransformerEmbedder,
-    make_embedder,
-)
 from activities.embedding_windows import (
     Window,
     best_window,
     embed_windows,
     embed_windows_batch,
     pool,
+)
+from keel.embedding import (
+    Embedder,
+    OnnxMiniLMEmbedder,
+    OpenAIEmbedder,
+    SentenceTransformerEmbedder,
+    make_embedder,
 )
 from keel.text.chunking import chunk_text, count_tokens
 

@@ -17,7 +17,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.embedding import Embedder
 from activities.ledger import cache_hit_row, record
 from activities.rag.context import assemble_context
 from activities.rag.rerank import CrossEncoders, ModelUnavailable, rerank_hits
@@ -46,6 +45,7 @@ from keel.contracts.rag import (
     VectorSearchInput,
 )
 from keel.corpus import GENERATION_SQL, generation_tag
+from keel.embedding import Embedder
 from keel.errors import ErrorType, failure
 from keel.rag.fusion import fuse
 from keel.rag.query import process_query

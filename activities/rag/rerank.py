@@ -44,10 +44,10 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.embedding import Embedder
 from activities.providers.local import content_terms
 from activities.rag.search import keyword_search, window_scores
 from keel.contracts.rag import Hit, KeywordScoring, RagFilters
+from keel.embedding import Embedder
 from keel.rag.fusion import minmax
 
 # Weights of the rescore reranker's features (each min-max normalised over the candidates),

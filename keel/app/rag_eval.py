@@ -36,7 +36,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.embedding import Embedder
 from activities.providers.base import Provider
 from activities.providers.local import LocalExtractiveProvider
 from activities.rag.rerank import CrossEncoders, rerank_hits, shared_cross_encoders
@@ -50,6 +49,7 @@ from keel.app.rag_eval_report import (
 )
 from keel.app.rag_seed import EmbeddingCache, Passage, seed_passages
 from keel.contracts.rag import FuseInput, Hit, ProcessQueryInput, RagConfig, RagFilters
+from keel.embedding import Embedder
 from keel.evaluation import (
     GoldenItem,
     Question,

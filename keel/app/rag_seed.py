@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.embedding import Embedder
 from activities.embedding_windows import Window, embed_windows_batch
 from activities.store import ChunkRecord, upsert_document
 from keel.contracts.ingest import UpsertOutcome
+from keel.embedding import Embedder
 from keel.text.chunking import count_tokens
 
 

@@ -38,7 +38,7 @@ CLASSES = ("benign", "injection", "harmful", "abuse")
 def _embedder() -> Any:
     # Imported here: most users of `keel.safety` (the API's schemas, the tests of one layer)
     # never need onnxruntime loaded.
-    from activities.embedding import OnnxMiniLMEmbedder
+    from keel.embedding import OnnxMiniLMEmbedder
 
     return OnnxMiniLMEmbedder(intra_op_threads=1, providers=["CPUExecutionProvider"])
 

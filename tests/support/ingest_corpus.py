@@ -10,12 +10,12 @@ import json
 import random
 from typing import Any
 
-from activities.embedding import load_tokenizer, minilm_tokenizer_path
 from activities.staging import StagedFile, stage_files
 from api.routes.ingest import new_job_id
 from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.contracts.ingest import IngestJob, IngestOptions
+from keel.embedding import load_tokenizer, minilm_tokenizer_path
 from keel.settings import Settings
 from keel.text.chunking import chunk_text
 from keel.text.parsing import ParseError, parse_file
