@@ -11,6 +11,8 @@ process is sampled while the job runs.
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +27,13 @@ from tests.support.ingest_corpus import long_text, mixed_corpus, start_job
 from tests.support.worker_process import WorkerProcess
 from worker import shared_embedder
 
-SHORT_FILES = 160
-LONG_FILES = 40
+# The job's size in chunks: 10,000 by default, as the issue measures it (a run of ~20 minutes
+# here); `KEEL_BENCH_INGEST_CHUNKS=300` for a quick smoke run of the bench itself.
+CHUNKS = int(os.environ.get("KEEL_BENCH_INGEST_CHUNKS", "10000"))
+SHORT_FILES = min(160, CHUNKS // 10)  # one chunk each
 LONG_TOKENS = 900  # two 512-token chunks each
+LONG_FILES = (CHUNKS - SHORT_FILES) // 2
+BARE_SAMPLE = 2_500
 
 
 def corpus() -> dict[str, bytes]:
@@ -97,17 +103,23 @@ async def run() -> Entry:
 
     embedder = shared_embedder(settings.embedder)
     embed_windows_batch(embedder, list(chunks[:8]))  # warm the session
+    # The bare encode's rate, on a fixed-seed sample of the stored chunks when the job is
+    # large (a quarter of 10,000 chunks measures the rate to ~1 % and saves ~13 minutes).
+    sample = list(chunks)
+    if len(sample) > BARE_SAMPLE:
+        sample = random.Random(7).sample(sample, BARE_SAMPLE)
     started = time.perf_counter()
-    windows = embed_windows_batch(embedder, list(chunks))
+    windows = embed_windows_batch(embedder, sample)
     raw = time.perf_counter() - started
 
     assert result.chunks_written == len(chunks) and rerun.chunks_written == 0
     e2e_rate = len(chunks) / elapsed
-    raw_rate = len(chunks) / raw
+    raw_rate = len(sample) / raw
     entry.measurements["files"] = len(files)
     entry.measurements["documents stored"] = result.documents_stored
     entry.measurements["chunks written"] = len(chunks)
-    entry.measurements["windows embedded"] = sum(len(w) for w in windows)
+    entry.measurements["chunks in the bare encode's sample"] = len(sample)
+    entry.measurements["windows in the bare encode's sample"] = sum(len(w) for w in windows)
     entry.measurements["end to end s"] = round(elapsed, 2)
     entry.measurements["end to end chunks/s"] = round(e2e_rate, 2)
     entry.measurements["bare encode (embed_windows_batch) s"] = round(raw, 2)
@@ -125,6 +137,7 @@ async def run() -> Entry:
     )
     entry.notes.append(
         "End to end = staging the bytes in PostgreSQL to the job's result; the bare encode "
-        "embeds the same stored chunk texts as windows in one call, in the bench process."
+        f"embeds the same stored chunk texts (all, or a seeded sample of {BARE_SAMPLE:,}) as "
+        "windows in one call, in the bench process."
     )
     return entry

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import random
+from functools import lru_cache
 from typing import Any
+
+from tokenizers import Tokenizer
 
 from activities.staging import StagedFile, stage_files
 from api.routes.ingest import new_job_id
@@ -83,11 +86,19 @@ def mixed_corpus(files: int, *, seed: int = 7) -> dict[str, bytes]:
 def long_text(tokens: int, *, seed: int = 3) -> str:
     """Ordinary prose of at least `tokens` word pieces (several chunks' worth)."""
     rng = random.Random(seed)
-    tokenizer = load_tokenizer(minilm_tokenizer_path())
+    tokenizer = _tokenizer()
     sentences: list[str] = []
-    while len(tokenizer.encode(" ".join(sentences), add_special_tokens=False).ids) < tokens:
+    # Word pieces never span whitespace, so the joined text's count is the sum of its parts'.
+    counted = 0
+    while counted < tokens:
         sentences.append(_sentences(rng, len(sentences), 2))
+        counted += len(tokenizer.encode(sentences[-1], add_special_tokens=False).ids)
     return " ".join(sentences)
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> Tokenizer:
+    return load_tokenizer(minilm_tokenizer_path())
 
 
 def expected_chunks(
