@@ -16,6 +16,7 @@ from api.routes import (
     agents,
     compat,
     costs,
+    dashboard,
     documents,
     events,
     health,
@@ -133,6 +134,7 @@ def create_app(
     app.include_router(model_calls.router)
     app.include_router(compat.router)
     app.include_router(costs.router)
+    app.include_router(dashboard.router)
     app.include_router(ingest.router)
     app.include_router(documents.router)
     app.include_router(rag.router)
