@@ -50,7 +50,33 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
+class _Child:
+    """A child process the tests start, kill (SIGKILL: no shutdown) and stop (SIGTERM, then
+    SIGKILL after `stop_seconds`)."""
+
+    process: subprocess.Popen[bytes] | None = None
+    stop_seconds: float = 20
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=self.stop_seconds)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class WorkerProcess(_Child):
     """One worker process; `kill()` is SIGKILL: no shutdown, no goodbye to Temporal."""
 
     def __init__(self, settings: Settings, queue: Literal["cpu", "gpu"], log: Path) -> None:
@@ -58,7 +84,7 @@ class WorkerProcess:
         self.queue = queue
         self.log = log
         self._out: IO[bytes] | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.stop_seconds = 40
 
     def start(self) -> WorkerProcess:
         self._out = self.log.open("ab")
@@ -71,11 +97,6 @@ class WorkerProcess:
         )
         return self
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
     def rss(self) -> int:
         """Resident memory of the process now, in bytes (0 once it has exited)."""
         try:
@@ -83,23 +104,13 @@ class WorkerProcess:
         except psutil.NoSuchProcess:
             return 0
 
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().stop()
         if self._out is not None:
             self._out.close()
 
 
-class ApiProcess:
+class ApiProcess(_Child):
     """The API in its own process, as `keel up` runs it (uvicorn, its own clients); `kill()`
     is SIGKILL. A client in the same process as the server would share its GIL and loop."""
 
@@ -114,7 +125,6 @@ class ApiProcess:
             **(extra_env or {}),
         }
         self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_seconds: float = 60) -> ApiProcess:
         """Start it and wait until `/healthz` answers."""
@@ -146,24 +156,6 @@ class ApiProcess:
             except httpx.HTTPError:
                 time.sleep(0.1)
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @contextmanager
