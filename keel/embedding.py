@@ -81,6 +81,34 @@ class Embedder(Protocol):
         ...
 
 
+def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indexes of `lengths` in batches of similar length, shortest first.
+
+    Every text in a batch is padded to its longest, so a batch is also cut where the next
+    text is much longer than the batch's first: a chunk's short tail window would otherwise
+    be padded to a full window beside the long ones (17 % more tokens through the model on a
+    group of 32 ingestion chunks). The vectors do not depend on the batch: padded positions
+    are masked out of attention and pooling.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    for i in order:
+        current = batches[-1] if batches else None
+        if (
+            current is None
+            or len(current) >= batch_size
+            or lengths[i] > lengths[current[0]] * _MAX_PADDING + 8
+        ):
+            batches.append([i])
+        else:
+            current.append(i)
+    return batches
+
+
+# A batch ends where the next text is this many times longer than its first.
+_MAX_PADDING = 1.3
+
+
 def normalize_rows(vectors: NDArray[Any]) -> Vectors:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -194,11 +222,7 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return out
         encodings = self._encoder.encode_batch(texts)
-        # Batches of similar length waste less work on padding. The vectors do not depend
-        # on the batch: padded positions are masked out of attention and pooling.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for lo in range(0, len(order), self.batch_size):
-            batch = order[lo : lo + self.batch_size]
+        for batch in length_batches([len(e.ids) for e in encodings], self.batch_size):
             out[batch] = self._run([encodings[i].ids for i in batch])
         return out
 

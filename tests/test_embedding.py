@@ -24,6 +24,7 @@ from keel.embedding import (
     OnnxMiniLMEmbedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
+    length_batches,
     make_embedder,
 )
 from keel.text.chunking import chunk_text, count_tokens
@@ -98,6 +99,21 @@ def test_batches_do_not_change_vectors_or_order(embedder: OnnxMiniLMEmbedder) ->
     small = OnnxMiniLMEmbedder(batch_size=3).embed(texts)
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(together, small, atol=1e-5)
+
+
+def test_batches_group_similar_lengths_so_tail_windows_are_not_padded() -> None:
+    # A group of ingestion chunks: two full windows and one short tail window each.
+    lengths = [256, 256, 70] * 32
+    batches = length_batches(lengths, batch_size=32)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert all(len(batch) <= 32 for batch in batches)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded == sum(lengths)  # no short window rides in a batch of long ones
+    # Lengths close together still fill a batch.
+    assert [len(b) for b in length_batches([100 + i for i in range(40)], batch_size=32)] == [
+        32,
+        8,
+    ]
 
 
 def test_tokenizer_counts_without_truncation(embedder: OnnxMiniLMEmbedder) -> None:

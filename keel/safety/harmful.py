@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from keel.safety.common import MEDIUM, STRONG, WEAK, Rule, noisy_or, rule
 from keel.safety.normalize import View, views
+from keel.safety.prefilter import RuleSet
 
 _MAKE = (
     r"(?:mak(?:e|es|ing)|build\w*|construct\w*|assembl\w*|synthesi[sz]\w*|manufactur\w*|"
@@ -319,12 +320,15 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
+# The rules with a one-pass test of which can match a view (`keel.safety.prefilter`).
+RULE_SET = RuleSet(RULES, name="harmful")
+
 
 def harmful_hits(all_views: list[View]) -> dict[str, float]:
     """Matched harmful-content families (`harmful:<name>`) and their weights."""
     hits: dict[str, float] = {}
     for view in all_views:
-        for candidate in RULES:
+        for candidate in RULE_SET.candidates(view.text):
             if candidate.pattern.search(view.text):
                 hits[f"harmful:{candidate.name}"] = candidate.weight
     return hits

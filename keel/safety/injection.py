@@ -23,6 +23,7 @@ from keel.safety.classifier import default_classifier
 from keel.safety.common import allow, noisy_or
 from keel.safety.injection_rules import RULES, is_mentioned
 from keel.safety.normalize import View, views
+from keel.safety.prefilter import RuleSet
 
 Channel = Literal["user", "document", "tool_output"]
 
@@ -39,13 +40,15 @@ _CLASSIFIED_KINDS = frozenset(
     "text deleet base64 base32 hex binary url unicode_escape html_entities ascii85 base85 "
     "morse".split()
 )
+# The rules with a one-pass test of which can match a view (`keel.safety.prefilter`).
+RULE_SET = RuleSet(RULES, name="injection")
 
 
 def rule_hits(all_views: list[View], *, channel: Channel = "user") -> dict[str, float]:
     """Each matched rule's signal and weight, keeping the view where it weighs most."""
     best: dict[str, tuple[float, str]] = {}
     for view in all_views:
-        for candidate in RULES:
+        for candidate in RULE_SET.candidates(view.text):
             match = candidate.pattern.search(view.text)
             if match is None:
                 continue

@@ -92,6 +92,8 @@ def strip_invisible(text: str) -> str:
 
 def _fold(text: str) -> str:
     """Tags decoded, invisibles dropped, NFKC, accents and lookalikes folded, lowercase."""
+    if text.isascii():
+        return text.lower()  # every step below leaves ASCII as it is
     text = unicodedata.normalize("NFKC", strip_invisible(decode_tags(text)))
     # Accents carry no attack meaning and vary between copies ("règles" / "regles").
     text = "".join(

@@ -17,6 +17,8 @@ from keel.safety.common import allow, most_severe
 from keel.safety.normalize import BIDI_CONTROLS, INVISIBLE, TAG_RANGE, normalize
 
 _ALLOWED_CONTROLS = frozenset("\n\t")
+# ASCII control characters other than those allowed ("\r" is judged by what follows it).
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "billion": 1e9,
                 "trillion": 1e12, "hundred": 1e2}  # fmt: skip
 # Words of output one unit stands for; rough, only the order of magnitude matters.
@@ -158,6 +160,8 @@ def detect_budget_abuse(text: str, policy: ValidationPolicy | None = None) -> li
 
 def _char_signals(text: str) -> dict[str, int]:
     """Counts of each kind of suspicious character."""
+    if text.isascii() and not _ASCII_CONTROL.search(text):
+        return {}  # the common case, decided without a per-character loop
     counts: dict[str, int] = {}
 
     def bump(key: str) -> None:
