@@ -122,12 +122,19 @@ def detect_injection(
     indirect = channel != "user"
     all_views = views(text, decode=policy.decode_payloads)
     hits = rule_hits(all_views, channel=channel)
-    evidence = list(hits.values())
+    # Quoted mentions count once, by the strongest: a training slide that quotes one attack
+    # phrase often matches three rules with it, and three discounts must not add up to a use.
+    mentioned = [w for name, w in hits.items() if name.endswith("(mentioned)")]
+    used = [w for name, w in hits.items() if not name.endswith("(mentioned)")]
+    evidence = used + ([max(mentioned)] if mentioned else [])
     signals = sorted(hits, key=lambda k: -hits[k])
     if policy.use_classifier:
         p = classifier_probability(all_views, windowed=indirect)
         cut = policy.document_classifier_threshold if indirect else policy.classifier_threshold
-        evidence.append(p if p >= cut else p * BELOW_CUT_WEIGHT)
+        # A text whose only rule matches are quoted mentions is about attacks; the classifier
+        # reads the quoted phrase and cannot tell, so it only tips, as below its cut.
+        quoted_only = bool(mentioned) and not used
+        evidence.append(p if p >= cut and not quoted_only else p * BELOW_CUT_WEIGHT)
         signals.append(f"classifier:{p:.2f}")
     decoded = sorted({v.kind for v in all_views} - {"text", "deleet", "rot13", "reversed"})
     if decoded:

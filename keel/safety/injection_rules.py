@@ -128,6 +128,56 @@ _SEND = (
     r"manda\w*|invia\w*)"
 )
 
+# A request, not a question: the start of a clause, then only politeness before the verb
+# ("can you run ...", "please drop ..."); "how do I drop ..." and "what does TRUNCATE do"
+# never reach the verb.
+_ASKED = (
+    r"(?:^|[.!?;]\s+|\n|\b(?:and|then|so|now)\s+)(?:(?:please|kindly|now|just|also|go ahead and|"
+    r"can you|could you|would you|will you|i need you to|i want you to|you (?:must|should|need "
+    r"to))\s+)*"
+)
+_SQL_DESTRUCTIVE = (
+    r"(?:drop\s+(?:table|database|schema|index|view|column|role|user|owned)\b|truncate\s+"
+    r"(?:table\s+)?[a-z_]|delete\s+from\s+[a-z_]|update\s+[a-z_.]+\s+set\b|alter\s+(?:table|"
+    r"role|user|system)\b|grant\s+(?:all|superuser|admin|[a-z_]+\s+to)|revoke\s+all|pg_sleep|"
+    r"pg_read_file|pg_terminate_backend|lo_import|copy\b[^.\n]{0,60}\bto\s+program|dblink\w*|"
+    r"create\s+(?:or\s+replace\s+)?function|disable\s+row\s+level\s+security|lock\s+table|"
+    r"vacuum\s+full|flushall|rm\s+-rf|insert\s+into\s+(?:users|api_keys|admins?|roles|tenants)\b)"
+)
+# Addresses a server-side fetch must never reach: cloud metadata, loopback, private ranges,
+# cluster-internal names, local files.
+_INTERNAL_ADDRESS = (
+    r"(?:169\.254\.\d{1,3}\.\d{1,3}|metadata\.google\.internal|computemetadata|/latest/(?:meta-"
+    r"data|user-data|api/token)|100\.100\.100\.200|fd00:ec2::254|(?:https?|gopher|dict|ftp)://"
+    r"(?:localhost|127\.|0\.0\.0\.0|0x7f|0177\.|2130706433|2852039166|\[::1?\]|\[::ffff|\[fd|"
+    r"10\.\d|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\.|metadata\b|[\w.-]+\.(?:internal|local|svc|"
+    r"cluster\.local)\b)|file:///|(?:the |cloud |instance )metadata (?:endpoint|service|"
+    r"address|server|url|ip))"
+)
+# A claim of rights over tenants: ownership, admin or staff rights, a second account.
+_TENANT_CLAIM = (
+    r"(?:\b(?:i|we) (?:also )?(?:own|control|run|administer|manage)\b|\b(?:gave|given|granted) "
+    r"(?:me|us) (?:\w+ )?(?:rights|access|privileges|permissions)\b|"
+    r"\bi(?:'m| am) (?:also )?(?:the |an? )?(?:legal )?(?:owner|admin(?:istrator)?|"
+    r"super-?(?:admin|user)|superuser|platform (?:admin|owner|operator)|global admin|"
+    r"tenant admin|staff member)\b|\bas (?:the |an? )?"
+    r"(?:legal )?(?:owner|admin(?:istrator)?|super-?admin|superuser|operator|staff member)\b|"
+    r"\b(?:i|my account|my role|my user)\b[^.\n]{0,20}\b(?:ha(?:s|ve)|was|were|is|got)\b"
+    r"[^.\n]{0,25}\b(?:rights|access|privileges|permissions|role|admin|superuser|owner)\b|"
+    r"\bbelongs? to (?:me|us)\b|"
+    r"\b(?:is|are|'s) (?:mine|ours)\b|\bmy (?:second|other) (?:account|tenant|workspace|org)\b|"
+    r"\bi(?:'m| am) authori[sz]ed to (?:view|see|access|read)\b)"
+)
+_TENANT_WORD = (
+    r"(?<!\bmy )(?<!\bour )(?<!\bthis )(?<!\bown )(?:tenants?|workspaces?|org(?:ani[sz]ation)?s?|"
+    r"customer accounts?|subsidiar(?:y|ies)|instance|platform|deployment|cross-tenant|"
+    r"client'?s? workspace|accounts|compan(?:y|ies))"
+)
+_TENANT_ASK = (
+    r"(?:show|list|give|read|pull|export|send|search|open|include|merge|fetch|get|answer from|"
+    r"start with|what did|tell me|copy|dump|summari[sz]e|compare|query)"
+)
+
 RULES: tuple[Rule, ...] = (
     # --- override the instructions ------------------------------------------------------------
     rule("ignore_previous", rf"\b{_OVERRIDE_VERB}\b{_ANY}\b{_DET}{_INSTRUCTIONS}\b", STRONG),
@@ -402,6 +452,23 @@ RULES: tuple[Rule, ...] = (
         r"function\s+)?(?:on|to|with|and|for)\b",
         WEAK,
     ),
+    # --- the user's own request for a destructive statement or an internal fetch --------------
+    # The tool layer refuses these when the tool runs; refusing the request says why sooner.
+    rule(
+        "destructive_sql_request",
+        rf"{_ASKED}(?:run|execute|exec|issue|perform|apply|fire off|submit|send)\b[^.\n]{{0,60}}?"
+        rf"\b{_SQL_DESTRUCTIVE}|{_ASKED}(?:drop|truncate|wipe|erase|purge|delete|empty|clear "
+        rf"out|remove)\b[^.\n?]{{0,40}}\b(?:tables?|database|schema|index|indexes|rows|records|"
+        rf"backups?|audit (?:trail|log))\b",
+        MEDIUM,
+    ),
+    rule(
+        "internal_fetch_request",
+        rf"{_ASKED}(?:fetch|get|curl|wget|open|load|retrieve|request|call|hit|query|visit|browse|"
+        rf"go to|read|download|grab|access|ping|connect to|look up)\b[^\n]{{0,60}}?"
+        rf"{_INTERNAL_ADDRESS}",
+        MEDIUM,
+    ),
     rule("pipe_to_shell", r"\b(?:curl|wget)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b", MEDIUM),
     rule(
         "before_responding",
@@ -544,6 +611,12 @@ RULES: tuple[Rule, ...] = (
         rf"clause|partition)",
         MEDIUM,
     ),
+    rule(
+        "tenant_ownership_claim",
+        rf"{_TENANT_CLAIM}[^\n]{{0,60}}?\b{_TENANT_WORD}\b[^\n]{{0,80}}?\b{_TENANT_ASK}\b|"
+        rf"\b{_TENANT_ASK}\b[^.\n]{{0,60}}\b{_TENANT_WORD}\b[^.\n]{{0,40}}{_TENANT_CLAIM}",
+        MEDIUM,
+    ),
     rule("tenant_reference", rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b{_TENANT_REF}", MEDIUM),
     rule(
         "across_tenants",
@@ -637,7 +710,10 @@ DEFENSIVE = re.compile(
     r"does)|how (?:do|does|can|would|should)|why (?:do|does|is|are)|research|paper|owasp|"
     r"red[- ]team(?:ing)?|training|awareness|test(?:ing)? (?:our|my|the)|unit test|course|"
     r"lecture|article|blog|quiz|phrases? like|attacks?|attackers?|malicious|jailbreaks?|"
-    r"prompt injection|glossary|definition|refers to|incident|logged)\b"
+    r"prompt injection|glossary|definition|refers to|incident|logged|phishing|scam|suspicious|"
+    r"spam|fraud(?:ulent)?|report(?:s|ed|ing)?|how should|what should|what do (?:i|we) say|"
+    r"support script|macro|faq|help-?cent(?:re|er)|caller|quiz|slides?|poster|"
+    r"workshop|cheat sheet|lesson|moderators?|tester|social[- ]engineer\w*)\b"
 )
 # Single quotes open only at a word start, so the apostrophe in "neighbour's" closes nothing.
 _QUOTED = re.compile(
@@ -650,7 +726,14 @@ _INTRODUCER = re.compile(
     r"getting)\s+(?:the |an? |its |our |your )?(?:assistant|model|bot|ai|ai system|llm|chatbot|"
     r"agent|system|it|them)\s+(?:to\s+)?|trying to|attempts? to|instructions? to|inputs? (?:that|"
     r"which)|messages? (?:that|which)|text (?:that|which)|is it (?:safe|possible|ok) to|should "
-    r"(?:i|we) (?:ever )?|how (?:to|do i|can i) (?:stop|prevent|block|detect)[^.\n]{0,40})\s*"
+    r"(?:i|we) (?:ever )?|how (?:to|do i|can i) (?:stop|prevent|block|detect)[^.\n]{0,40}|"
+    # Someone else asked: "a customer asked me to bypass the refund rule".
+    r"(?:customer|caller|user|client|someone|somebody|people|person|they|he|she|attacker|"
+    r"scammer|sender|email|message|text|tester)s? (?:\w+ )?(?:asks?|asked|asking|wants?|wanted|"
+    r"tells?|told|telling|demands?|demanded|begs?|begged|keeps? asking|insists?|insisted|"
+    r"requests?|requested|tries to get|tried to get)(?: that)? (?:(?:me|us|you|i|we|agents?|"
+    r"support|staff|(?:the |a |an |our |its )?(?:bot|assistant|agent|chatbot|team|ai|model))"
+    r"\s+)?(?:to\s+)?|\brequests? to)\s*"
     r"[:,]?\s*$"
 )
 
