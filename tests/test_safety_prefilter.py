@@ -24,7 +24,7 @@ def _texts() -> list[str]:
             if line.strip():
                 texts.append(json.loads(line)["text"])
     pool = scale_corpus.load_pool()
-    texts += [c.text for c in scale_corpus.chunks(pool, seed=3, start=0, count=150)]
+    texts += [c.text for c in scale_corpus.chunks(pool, seed=3, start=0, count=60)]
     return texts
 
 

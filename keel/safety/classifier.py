@@ -61,12 +61,34 @@ class _Block:
     offset: int
 
     def features(self, grams: list[str]) -> dict[int, float]:
-        counts = Counter(g for g in grams if g in self.vocab)
-        vector = {
-            self.vocab[g]: (1.0 + math.log(c)) * self.idf[self.vocab[g]] for g, c in counts.items()
-        }
+        return self.weights(Counter(self.vocab[g] for g in grams if g in self.vocab))
+
+    def weights(self, counts: Counter[int]) -> dict[int, float]:
+        vector = {k: (1.0 + math.log(c)) * self.idf[k] for k, c in counts.items()}
         norm = math.sqrt(sum(v * v for v in vector.values()))
         return {self.offset + k: v / norm for k, v in vector.items()} if norm else {}
+
+
+class _CharBlock:
+    """The char n-gram block, with each word's known n-grams remembered: a text's grams are
+    the sum of its words' (`char_wb` never crosses a word boundary), and words repeat."""
+
+    def __init__(self, block: _Block) -> None:
+        self.block = block
+        self._ids: dict[str, tuple[int, ...]] = {}
+
+    def features(self, text: str) -> dict[int, float]:
+        counts: Counter[int] = Counter()
+        for word in text.lower().split():
+            ids = self._ids.get(word)
+            if ids is None:
+                if len(self._ids) > 200_000:
+                    self._ids.clear()
+                grams = char_wb_ngrams(word, self.block.low, self.block.high)
+                vocab = self.block.vocab
+                ids = self._ids[word] = tuple(vocab[g] for g in grams if g in vocab)
+            counts.update(ids)
+        return self.block.weights(counts)
 
 
 class InjectionClassifier:
@@ -82,12 +104,14 @@ class InjectionClassifier:
             high=word["ngram_range"][1],
             offset=0,
         )
-        self._char = _Block(
-            vocab=char["vocab"],
-            idf=char["idf"],
-            low=char["ngram_range"][0],
-            high=char["ngram_range"][1],
-            offset=len(word["idf"]),
+        self._char = _CharBlock(
+            _Block(
+                vocab=char["vocab"],
+                idf=char["idf"],
+                low=char["ngram_range"][0],
+                high=char["ngram_range"][1],
+                offset=len(word["idf"]),
+            )
         )
         self._coef: list[float] = bundle["coef"]
         self._intercept = float(bundle["intercept"])
@@ -102,7 +126,7 @@ class InjectionClassifier:
         """P(injection) for one text (the intercept alone when no feature is known)."""
         low, high = self._word.low, self._word.high
         features = self._word.features(word_ngrams(text, low, high))
-        features.update(self._char.features(char_wb_ngrams(text, self._char.low, self._char.high)))
+        features.update(self._char.features(text))
         z = self._intercept + sum(v * self._coef[k] for k, v in features.items())
         # Clamp so that exp never overflows on a pathological input.
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
