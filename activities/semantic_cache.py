@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +28,7 @@ from activities.ledger import cache_hit_row, record
 from keel.contracts.gateway import CacheHit, CacheProbe, CacheWrite
 from keel.embedding import Embedder
 from keel.guards.cache_key import system_hash
+from keel.quickdb import QuickDb
 from keel.telemetry import CACHE_LOOKUPS
 
 CANDIDATES = 5
@@ -145,47 +148,57 @@ async def embed_question(embedder: Embedder, question: str) -> list[float]:
     return [float(x) for x in vectors[0]]
 
 
+# A tenant's nearest cached requests under one scope and system prompt (psycopg placeholders,
+# so the API's `QuickDb` and the engine run the same text).
+_NEAREST_SQL = """
+    SELECT query_text, response, model, 1 - (embedding <=> %(v)s::vector) AS similarity, id
+    FROM semantic_cache
+    WHERE tenant_id = %(t)s AND model_scope = %(scope)s AND system_hash = %(sys)s
+      AND expires_at > now()
+    ORDER BY embedding <=> %(v)s::vector
+    LIMIT %(k)s
+"""
+_STORE_SQL = """
+    INSERT INTO semantic_cache (tenant_id, model_scope, system_hash, query_text,
+        embedding, response, model, cited_document_ids, expires_at)
+    SELECT %(t)s, %(scope)s, %(sys)s, %(q)s, %(v)s::vector, %(r)s, %(m)s, %(cited)s, %(exp)s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM semantic_cache WHERE tenant_id = %(t)s AND model_scope = %(scope)s
+          AND system_hash = %(sys)s AND query_text = %(q)s AND expires_at > now())
+"""
+
+
 async def find_semantic(
-    engine: AsyncEngine,
+    db: AsyncEngine | QuickDb,
     embedder: Embedder | None,
     probe: CacheProbe,
     vector: list[float] | None = None,
 ) -> CacheHit | None:
     """The nearest cached request of this tenant/scope/system prompt that is similar enough
     and passes the key-term guard (not yet recorded in the ledger). `vector`: the question's
-    embedding, when the caller already has it (then no `embedder` is needed)."""
+    embedding, when the caller already has it (then no `embedder` is needed). The API passes
+    its `QuickDb` (one round trip), workers the engine."""
     if not probe.query_text:
         return None
     if vector is None:
         if embedder is None:
             raise ValueError("find_semantic needs an embedder or the question's vector")
         vector = await embed_question(embedder, probe.query_text)
-    async with engine.begin() as conn:
-        # Filters are selective (one tenant, one scope): let HNSW keep scanning until it
-        # finds enough rows that pass them.
-        await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        rows = (
-            await conn.execute(
-                text(
-                    """
-                    SELECT query_text, response, model, 1 - (embedding <=> :v) AS similarity,
-                           id
-                    FROM semantic_cache
-                    WHERE tenant_id = :t AND model_scope = :scope AND system_hash = :sys
-                      AND expires_at > now()
-                    ORDER BY embedding <=> :v
-                    LIMIT :k
-                    """
-                ),
-                {
-                    "v": str(vector),
-                    "t": uuid.UUID(probe.context.tenant_id),
-                    "scope": probe.model_scope,
-                    "sys": system_hash(probe.system),
-                    "k": CANDIDATES,
-                },
-            )
-        ).all()
+    params = {
+        "v": _literal(vector),
+        "t": uuid.UUID(probe.context.tenant_id),
+        "scope": probe.model_scope,
+        "sys": system_hash(probe.system),
+        "k": CANDIDATES,
+    }
+    if isinstance(db, QuickDb):
+        rows: Sequence[Any] = await db.fetchall(_NEAREST_SQL, params)
+    else:
+        async with db.begin() as conn:
+            # Filters are selective (one tenant, one scope): let HNSW keep scanning until it
+            # finds enough rows that pass them.
+            await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            rows = (await conn.exec_driver_sql(_NEAREST_SQL, params)).all()
     for cached_query, response, model, similarity, entry in rows:
         if similarity < probe.threshold:
             break
@@ -203,32 +216,29 @@ async def find_semantic(
     return None
 
 
-async def store_semantic(engine: AsyncEngine, write: CacheWrite, vector: list[float]) -> None:
+async def store_semantic(db: AsyncEngine | QuickDb, write: CacheWrite, vector: list[float]) -> None:
     """Insert the answer under the question's vector, unless this very question is cached."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                """
-                INSERT INTO semantic_cache (tenant_id, model_scope, system_hash, query_text,
-                    embedding, response, model, cited_document_ids, expires_at)
-                SELECT :t, :scope, :sys, :q, :v, :r, :m, :cited, :exp
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM semantic_cache WHERE tenant_id = :t AND model_scope = :scope
-                      AND system_hash = :sys AND query_text = :q AND expires_at > now())
-                """
-            ),
-            {
-                "t": uuid.UUID(write.context.tenant_id),
-                "scope": write.model_scope,
-                "sys": system_hash(write.system),
-                "q": write.query_text,
-                "v": str(vector),
-                "r": write.text,
-                "m": write.model,
-                "cited": write.cited_document_ids,
-                "exp": datetime.now(UTC) + timedelta(seconds=write.ttl_seconds),
-            },
-        )
+    params = {
+        "t": uuid.UUID(write.context.tenant_id),
+        "scope": write.model_scope,
+        "sys": system_hash(write.system),
+        "q": write.query_text,
+        "v": _literal(vector),
+        "r": write.text,
+        "m": write.model,
+        "cited": write.cited_document_ids,
+        "exp": datetime.now(UTC) + timedelta(seconds=write.ttl_seconds),
+    }
+    if isinstance(db, QuickDb):
+        await db.fetchone(_STORE_SQL, params)
+        return
+    async with db.begin() as conn:
+        await conn.exec_driver_sql(_STORE_SQL, params)
+
+
+def _literal(vector: list[float]) -> str:
+    """pgvector's text form of a vector."""
+    return "[" + ",".join(map(repr, vector)) + "]"
 
 
 class SemanticCacheActivities:

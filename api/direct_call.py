@@ -277,7 +277,7 @@ async def _store(
     if not (gateway.semantic_cache and probe.query_text):
         return None
     if vector is not None:  # the lookup's embedding of this very question
-        _detach(store_semantic(clients.engine, write, vector))
+        _detach(store_semantic(clients.quick, write, vector))
         return
     semantic = SemanticCacheActivities(
         engine=clients.engine, embedder=embedder_for(config.embedder)
@@ -301,4 +301,4 @@ async def _cached(
         return None, None
     embedder = embedder_for(config.embedder)
     vector = await embed_question(embedder, probe.query_text)
-    return await find_semantic(clients.engine, embedder, probe, vector), vector
+    return await find_semantic(clients.quick, embedder, probe, vector), vector

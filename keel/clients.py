@@ -62,8 +62,12 @@ class Clients:
 
     @cached_property
     def quick(self) -> QuickDb:
-        """Raw autocommit connections to the engine's database, for per-request statements."""
-        return QuickDb(plain_dsn(self.engine.url))
+        """Raw autocommit connections to the engine's database, for per-request statements.
+
+        Their HNSW scans keep going until enough rows pass the query's filters (one tenant's
+        semantic cache is a small part of the index), as `SET LOCAL` does on the engine's.
+        """
+        return QuickDb(plain_dsn(self.engine.url), options={"hnsw.iterative_scan": "relaxed_order"})
 
     async def close(self) -> None:
         if "quick" in self.__dict__:

@@ -33,20 +33,38 @@ def plain_dsn(url: URL) -> str:
 class QuickDb:
     """Up to `size` autocommit connections, opened on demand and reused (last in, first out)."""
 
-    def __init__(self, dsn: str, *, size: int = 4) -> None:
+    def __init__(
+        self, dsn: str, *, size: int = 4, options: Mapping[str, str] | None = None
+    ) -> None:
         self._dsn = dsn
         self._size = size
+        # Session settings of every connection (libpq's `options`: `-c name=value`).
+        self._options = " ".join(f"-c {k}={v}" for k, v in (options or {}).items())
         self._idle: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
         self._open = 0
         self._freed = asyncio.Condition()
 
     async def fetchone(self, sql: str, params: Params) -> tuple[Any, ...] | None:
         """The first row of `sql` (psycopg's `%(name)s` placeholders), or None."""
+        rows = await self._run(sql, params, many=False)
+        return rows[0] if rows else None
+
+    async def fetchall(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
+        """Every row of `sql` (psycopg's `%(name)s` placeholders)."""
+        return await self._run(sql, params, many=True)
+
+    async def _run(self, sql: str, params: Params, *, many: bool) -> list[tuple[Any, ...]]:
         for attempt in (1, 2):
             conn = await self._take()
             try:
                 cursor = await conn.execute(sql, params, prepare=True)
-                row = await cursor.fetchone() if cursor.description else None
+                if not cursor.description:
+                    rows: list[tuple[Any, ...]] = []
+                elif many:
+                    rows = await cursor.fetchall()
+                else:
+                    one = await cursor.fetchone()
+                    rows = [one] if one is not None else []
             except psycopg.OperationalError:
                 if conn.broken and attempt == 1:
                     await self._drop(conn)
@@ -60,7 +78,7 @@ class QuickDb:
                 await self._drop(conn)
                 raise
             await self._give(conn)
-            return row
+            return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:
@@ -80,6 +98,10 @@ class QuickDb:
                 self._open -= 1
             self._open += 1
         try:
+            if self._options:
+                return await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True, options=self._options
+                )
             return await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
         except BaseException:
             await self._drop(None)

@@ -52,3 +52,16 @@ async def test_a_statement_error_leaves_the_connection_usable(clients: Clients) 
         assert await quick.fetchone("SELECT pg_backend_pid()", {}) == before
     finally:
         await quick.close()
+
+
+async def test_session_options_apply_and_fetchall_returns_every_row(clients: Clients) -> None:
+    # The API's semantic-cache lookups rely on HNSW's iterative scan being on for the session.
+    quick = QuickDb(plain_dsn(clients.engine.url), options={"hnsw.iterative_scan": "relaxed_order"})
+    try:
+        await quick.fetchone("SELECT '[1,2,3]'::vector", {})  # loads pgvector in the session
+        assert await quick.fetchone("SHOW hnsw.iterative_scan", {}) == ("relaxed_order",)
+        rows = await quick.fetchall("SELECT g FROM generate_series(1, %(n)s) g", {"n": 5})
+        assert rows == [(1,), (2,), (3,), (4,), (5,)]
+        assert await quick.fetchall("SELECT 1 WHERE false", {}) == []
+    finally:
+        await quick.close()
