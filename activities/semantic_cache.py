@@ -18,6 +18,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import text
@@ -26,7 +27,7 @@ from temporalio import activity
 
 from activities.ledger import cache_hit_row, record
 from keel.contracts.gateway import CacheHit, CacheProbe, CacheWrite
-from keel.embedding import Embedder
+from keel.embedding import Embedder, load_tokenizer, minilm_tokenizer_path
 from keel.guards.cache_key import system_hash
 from keel.quickdb import QuickDb
 from keel.telemetry import CACHE_LOOKUPS
@@ -139,8 +140,31 @@ def _names(question: str) -> set[str]:
 
 
 def same_meaning_guard(new: str, cached: str) -> bool:
-    """True when nothing in the key terms says the two questions differ."""
-    return key_terms(new) == key_terms(cached)
+    """True when nothing in the key terms says the two questions differ, and no rare word
+    (a code, a name written in lowercase, a product: see `_rare`) is in one and not the
+    other."""
+    if key_terms(new) != key_terms(cached):
+        return False
+    differing = set(_WORD.findall(new.lower())) ^ set(_WORD.findall(cached.lower()))
+    return not any(_rare(word) for word in differing)
+
+
+@lru_cache(maxsize=1)
+def _known_words() -> frozenset[str]:
+    """The whole words of the embedding model's 30k-piece vocabulary: English as people
+    write it, without codes or invented names."""
+    vocab = load_tokenizer(minilm_tokenizer_path()).get_vocab()
+    return frozenset(piece for piece in vocab if piece.isalpha())
+
+
+def _rare(word: str) -> bool:
+    """A word outside the vocabulary ("reference abcdefab" against "reference cdcdcdcd",
+    "zorvex" against "quintrel") in any of its hyphen or apostrophe parts of four letters or
+    more. Two questions that differ by one are never taken to mean the same thing, however
+    close their vectors: such a word is usually what the question is about."""
+    known = _known_words()
+    parts = re.split(r"['-]", _lemma(word))
+    return any(len(p) >= 4 and p not in known and _lemma(p) not in known for p in parts)
 
 
 async def embed_question(embedder: Embedder, question: str) -> list[float]:

@@ -15,7 +15,8 @@ def test_wrong_hit_rate_on_labelled_pairs_beats_cosine_alone() -> None:
     # Measured 0.8 % (guard) vs 20.8 % (cosine only) on the first run; GPTCache reports 5-9 %.
     assert guarded_wrong <= 2.0
     assert cosine_wrong > 10 * guarded_wrong
-    # The guard must not cost paraphrase hits at this threshold (measured 15.5 % both ways).
+    # The guard costs few paraphrase hits at this threshold (15.5 % by cosine alone; 14.5 %
+    # with the guard since rare words count, 15.5 % before).
     assert rates["with key-term guard: paraphrases served from cache %"] >= 14.0
     assert rates["with key-term guard: wrong answers among hits %"] <= 7.0
 
@@ -35,6 +36,12 @@ def test_wrong_hit_rate_on_labelled_pairs_beats_cosine_alone() -> None:
             "What is the refund window for monthly plans?",
         ),
         ("Can contractors use the VPN?", "Can interns use the VPN?"),
+        # Codes and names written in lowercase: words outside the model's vocabulary.
+        (
+            "How many vacation days do new employees get? Reference abcdefab.",
+            "How many vacation days do new employees get? Reference cdcdcdcd.",
+        ),
+        ("What does the zorvex plan include?", "What does the quintrel plan include?"),
     ],
 )
 def test_near_misses_are_told_apart(a: str, b: str) -> None:
