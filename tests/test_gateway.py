@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,10 +13,12 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import Worker
 
+from activities.gateway_steps import report_outcome
 from keel.auth import ensure_tenant
 from keel.clients import Clients
 from keel.contracts.gateway import (
     CallContext,
+    CircuitOutcome,
     GatewayConfig,
     ModelCall,
     ModelCallRequest,
@@ -27,7 +29,7 @@ from keel.contracts.llm import ChatMessage
 from keel.runs import gateway_config
 from keel.settings import Settings
 from tests.support.provider_harness import ProviderHarness
-from workflows.circuit import CircuitBreakerWorkflow
+from workflows.circuit import EVENTS_BEFORE_CONTINUE, CircuitBreakerWorkflow
 from workflows.llm import ModelCallWorkflow, circuit_workflow_id
 
 QUESTION = "What is the refund window for annual plans?"
@@ -199,6 +201,41 @@ async def test_circuit_opens_skips_provider_then_half_open_probe_closes_it(
         ("closed", "open"),
         ("open", "half_open"),
         ("half_open", "closed"),
+    ]
+
+
+async def test_a_breaker_keeps_its_transitions_across_continue_as_new(
+    clients: Clients, gw_settings: Settings, gw_workers: list[Worker]
+) -> None:
+    # A storm's reports can pass the event limit while the breaker is open: after it starts
+    # afresh, its history must still say how it opened.
+    circuit_id = f"{uuid.uuid4().hex[:8]}-claude-haiku-4-5"
+    config = CircuitConfig(failure_threshold=2, cooldown=timedelta(hours=1))
+    failed = CircuitOutcome(success=False, at_attempt_started=datetime.now(UTC).isoformat())
+    for _ in range(2):
+        await report_outcome(
+            clients.temporal,
+            clients.redis,
+            circuit_id,
+            config,
+            task_queue=gw_settings.task_queue_cpu,
+            success=False,
+            admitted_at=failed.at_attempt_started,
+        )
+    breaker = clients.temporal.get_workflow_handle(circuit_id)
+    first_run = (await breaker.describe()).run_id
+    for _ in range(0, EVENTS_BEFORE_CONTINUE + 200, 100):
+        await asyncio.gather(
+            *(breaker.signal(CircuitBreakerWorkflow.report, failed) for _ in range(100))
+        )
+        if (await breaker.describe()).run_id != first_run:
+            break
+    assert (await breaker.describe()).run_id != first_run, "the breaker never continued as new"
+    state = await breaker.query(CircuitBreakerWorkflow.status)
+    transitions = await breaker.query(CircuitBreakerWorkflow.history)
+    assert isinstance(state, CircuitState) and state.state == "open"
+    assert [(t.from_state, t.to_state) for t in transitions if isinstance(t, Transition)] == [
+        ("closed", "open")
     ]
 
 

@@ -28,16 +28,30 @@ TRANSITIONS_KEPT = 50
 @workflow.defn
 class CircuitBreakerWorkflow:
     @workflow.init
-    def __init__(self, config: CircuitConfig, state: CircuitState | None = None) -> None:
+    def __init__(
+        self,
+        config: CircuitConfig,
+        state: CircuitState | None = None,
+        transitions: list[Transition] | None = None,
+    ) -> None:
         # Set before any handler runs: `acquire` arrives with the start (update-with-start).
         # The SDK hands __init__ the decoded JSON; validate it into the models here.
         self.config = CircuitConfig.model_validate(config)
         self.state = CircuitState.model_validate(state) if state is not None else CircuitState()
-        self.transitions: list[Transition] = []
+        # Carried across continue-as-new: a storm's acquires and reports can pass the event
+        # limit mid-storm, and the breaker's history must still show how it opened.
+        self.transitions: list[Transition] = [
+            Transition.model_validate(t) for t in transitions or []
+        ]
 
     @workflow.run
-    async def run(self, config: CircuitConfig, state: CircuitState | None = None) -> None:
-        del config, state  # taken by __init__
+    async def run(
+        self,
+        config: CircuitConfig,
+        state: CircuitState | None = None,
+        transitions: list[Transition] | None = None,
+    ) -> None:
+        del config, state, transitions  # taken by __init__
         await self._publish()
         await workflow.wait_condition(
             lambda: (
@@ -45,7 +59,7 @@ class CircuitBreakerWorkflow:
                 and workflow.all_handlers_finished()
             )
         )
-        workflow.continue_as_new(args=[self.config, self.state])
+        workflow.continue_as_new(args=[self.config, self.state, self.transitions])
 
     async def _publish(self) -> None:
         # Workers read the mirrored state to admit calls to a closed circuit without asking.
