@@ -35,6 +35,9 @@ from keel.telemetry import CACHE_LOOKUPS
 CANDIDATES = 5
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Codes that mix letters and digits ("a1b2c3d4", "kx-00007", "v2"), compared whole: their
+# digits alone may agree ("a1b2c3d4" and "e1f2a3b4").
+_CODE = re.compile(r"\b[a-z0-9-]*(?:[a-z][0-9]|[0-9][a-z])[a-z0-9-]*\b")
 _WORD = re.compile(r"[a-z][a-z'-]*")
 # Words whose presence or absence flips what is asked, mapped to one spelling so that
 # "maximum" and "max" agree.
@@ -107,6 +110,7 @@ def key_terms(question: str) -> frozenset[str]:
     lowered = question.lower()
     words = _WORD.findall(lowered)
     terms = {f"#{n}" for n in _NUMBER.findall(lowered)}
+    terms |= {f"code:{c}" for c in _CODE.findall(lowered)}
     terms |= {_CONTRAST[_lemma(w)] for w in words if _lemma(w) in _CONTRAST}
     terms |= {_CONTRAST[w] for w in words if w in _CONTRAST}
     terms |= {"not" for w in words if w.startswith(("non-", "un-"))}

@@ -42,6 +42,8 @@ def test_wrong_hit_rate_on_labelled_pairs_beats_cosine_alone() -> None:
             "How many vacation days do new employees get? Reference cdcdcdcd.",
         ),
         ("What does the zorvex plan include?", "What does the quintrel plan include?"),
+        # Codes whose digits agree: compared whole.
+        ("Summarise ticket a1b2c3d4, please.", "Summarise ticket e1f2a3b4, please."),
     ],
 )
 def test_near_misses_are_told_apart(a: str, b: str) -> None:
