@@ -98,11 +98,9 @@ class QuickDb:
                 self._open -= 1
             self._open += 1
         try:
-            if self._options:
-                return await psycopg.AsyncConnection.connect(
-                    self._dsn, autocommit=True, options=self._options
-                )
-            return await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+            return await psycopg.AsyncConnection.connect(
+                self._dsn, autocommit=True, options=self._options or None
+            )
         except BaseException:
             await self._drop(None)
             raise

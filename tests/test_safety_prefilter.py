@@ -37,7 +37,6 @@ def all_views() -> list[str]:
 def test_the_prefilter_reports_every_rule_that_matches(
     rule_set: RuleSet[Rule], all_views: list[str]
 ) -> None:
-    pytest.importorskip("hyperscan", reason="the prefilter is the optional hyperscan package")
     assert rule_set.wait_ready(timeout=300)
     assert rule_set.accelerated
     matched = skipped = ascii_views = 0

@@ -104,10 +104,9 @@ class RuleSet(Generic[R]):
     Args:
         rules: Rules with a compiled `pattern` (str patterns; their flags are honoured).
         name: Used in the cache file's name and in logs.
-        background: Compile on a thread (True) or on first use (False, for tests).
     """
 
-    def __init__(self, rules: Sequence[R], *, name: str, background: bool = True) -> None:
+    def __init__(self, rules: Sequence[R], *, name: str) -> None:
         self.rules = tuple(rules)
         self.name = name
         self._database: Any = None
@@ -115,7 +114,6 @@ class RuleSet(Generic[R]):
         self._ready = threading.Event()
         self._started = False
         self._lock = threading.Lock()
-        self._background = background
         self._local = threading.local()  # one Hyperscan scratch per thread
 
     def candidates(self, text: str) -> Sequence[R]:
@@ -154,10 +152,7 @@ class RuleSet(Generic[R]):
             if self._started:
                 return
             self._started = True
-        if self._background:
-            threading.Thread(target=self._build, name=f"rules-{self.name}", daemon=True).start()
-        else:
-            self._build()
+        threading.Thread(target=self._build, name=f"rules-{self.name}", daemon=True).start()
 
     def _build(self) -> None:
         try:
