@@ -377,12 +377,6 @@ chunks = Table(
     Index("chunks_department", "tenant_id", text("lower(metadata->>'department')")),
     Index("chunks_doc_type", "tenant_id", text("lower(metadata->>'doc_type')")),
     Index(
-        "chunks_embedding_hnsw",
-        "embedding",
-        postgresql_ops={"embedding": "vector_cosine_ops"},
-        postgresql_using="hnsw",
-    ),
-    Index(
         "chunks_metadata_gin",
         "metadata",
         postgresql_ops={"metadata": "jsonb_path_ops"},

@@ -51,7 +51,8 @@ def test_upgrade_creates_schema_and_downgrade_removes_it(scratch_db: str) -> Non
     migrate(scratch_db)
     assert _tables(scratch_db) >= TABLES
     indexes = _indexes(scratch_db)
-    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_embedding_hnsw"]
+    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunk_windows_embedding_hnsw"]
+    assert "chunks_embedding_hnsw" not in indexes  # 0011: nothing searched the pooled vector
     assert "USING gin (tsv)" in indexes["chunks_tsv_gin"]
 
     downgrade(scratch_db, "base")

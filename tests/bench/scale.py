@@ -53,7 +53,6 @@ HITS = 200
 OUT = Path("bench-results")
 
 HNSW = {
-    "chunks_embedding_hnsw": "chunks USING hnsw (embedding vector_cosine_ops)",
     "chunk_windows_embedding_hnsw": "chunk_windows USING hnsw (embedding vector_cosine_ops)",
 }
 
