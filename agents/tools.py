@@ -65,7 +65,10 @@ TOOLS: dict[str, ToolSpec] = {
         ),
         ToolSpec(
             "calculator",
-            "Evaluate an arithmetic expression, e.g. '(1200 * 0.15) + 3**2' or 'sqrt(2)'.",
+            # No worked example: a small local model pasted the old one ("(1200 * 0.15) +
+            # 3**2") into its calls, extra term and all.
+            "Evaluate one arithmetic expression written with the task's own numbers: "
+            "+ - * / ** %, parentheses, sqrt, log, log10, abs, round(x, digits).",
             CalculatorArgs,
             "activity",
         ),

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,9 +44,18 @@ def _start(data: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], li
             break
         lines.append(line)
         if "Keel is up." in line:
+            # Keep reading: a full pipe (64 KB of logs) would block `keel up` on its next
+            # write, and it could then never act on Ctrl-C.
+            threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
             return process, lines
     process.kill()
     raise AssertionError("keel up did not come up:\n" + "".join(lines))
+
+
+def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
 
 
 def _stop(process: subprocess.Popen[str]) -> list[int]:

@@ -87,7 +87,7 @@ def test_suite_cases_are_not_in_the_classifier_training_data() -> None:
     from keel.safety.classifier import default_classifier
 
     meta = default_classifier().meta
-    assert meta["trained_on"] == "train split only"
+    assert meta["trained_on"] == "S-Labs train split + written tuning cases"
     assert meta["train_rows_dropped_as_redteam_cases"] == 0
     slabs = [c for c in load_cases() if c.id.startswith("slabs-")]
     assert slabs and all("test split" in c.source for c in slabs)

