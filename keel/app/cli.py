@@ -135,6 +135,10 @@ def up(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    # Started in the background by a script (`cmd &` in a non-interactive shell, nohup),
+    # a process inherits SIGINT as ignored and Python installs no handler: Ctrl-C or
+    # `kill -INT` would then never stop the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         console.print(f"[bold]Starting Keel[/] (data in {config.data_dir.resolve()})")
         stack.start()
