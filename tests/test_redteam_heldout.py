@@ -19,9 +19,9 @@ from collections import Counter
 
 import pytest
 
+from keel.redteam.data.build_tuning import key
 from keel.redteam.heldout import HELDOUT_SHA256, heldout_digest, load_heldout
 from keel.redteam.runner import RedTeamCase, Report, load_cases, run_suite
-from keel.safety.train_injection_model import _key
 
 # At freezing (rules + TF-IDF): 135/222 attacks blocked (60.8 %), 7/148 benign (4.7 %).
 # With the semantic head: 178/222 (80.2 %), 7/148 benign blocked (4.7 %), 7/30 look-alikes.
@@ -65,9 +65,9 @@ def test_the_set_is_frozen() -> None:
 
 
 def test_the_set_is_disjoint_from_the_tuning_suite(heldout: list[RedTeamCase]) -> None:
-    tuning = {_key(c.text) for c in load_cases()}
-    assert not [c.id for c in heldout if _key(c.text) in tuning]
-    assert len({_key(c.text) for c in heldout}) == len(heldout)
+    tuning = {key(c.text) for c in load_cases()}
+    assert not [c.id for c in heldout if key(c.text) in tuning]
+    assert len({key(c.text) for c in heldout}) == len(heldout)
     counts = Counter(c.category for c in heldout if c.expected == "block")
     assert set(counts) == set(MIN_CATEGORY_RATE), counts
     benign = Counter(c.category for c in heldout if c.expected == "allow")

@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from keel.contracts.safety import SafetyVerdict
+from keel.redteam.data.build_tuning import key
 from keel.redteam.runner import (
     DATA_DIR,
     RedTeamCase,
@@ -23,7 +24,6 @@ from keel.redteam.runner import (
     load_cases,
     run_suite,
 )
-from keel.safety.train_injection_model import _key
 
 CATEGORIES = {
     "direct_injection",
@@ -64,7 +64,7 @@ def test_suite_size_and_categories(cases: list[RedTeamCase]) -> None:
 
 def test_every_case_is_sourced_unique_and_well_formed(cases: list[RedTeamCase]) -> None:
     assert len({c.id for c in cases}) == len(cases)
-    assert len({_key(c.text) for c in cases}) == len(cases)
+    assert len({key(c.text) for c in cases}) == len(cases)
     for case in cases:
         assert case.source.strip(), case.id
         # Every source names its licence.

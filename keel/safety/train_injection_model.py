@@ -20,9 +20,10 @@ written, with everything else needed to reproduce the run, into the bundle's `me
 training text that is also a red-team case (`keel/redteam/data/*.jsonl`) or a held-out case
 is dropped first, so neither the suite nor the held-out set scores the classifier on what it
 learned from. The weight was chosen on out-of-fold predictions of the written cases (5 folds)
-beside the suite's look-alikes, which it never sees: at 50, the S-Labs tuning attacks blocked
-by `check_input` rose from 74.7 % to 80.2 % and the suite's look-alikes blocked fell from 10
-to 8 of 262.
+beside the suite's look-alikes, which it never sees. With the bundle this script then wrote
+(validation picked C=1, 10,000 features), the S-Labs test-split tuning attacks blocked by
+`check_input` rose from 74.8 % to 83.8 % and the suite's look-alikes blocked fell from 10 to
+8 of 262.
 scikit-learn is needed here only; inference (`classifier.py`) is plain Python.
 """
 
@@ -33,10 +34,11 @@ import csv
 import gzip
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from keel.redteam.data.build_tuning import heldout_keys, key
+from keel.redteam.data.tuning_cases import ATTACKS, BENIGN
 from keel.safety.classifier import MODEL_PATH, InjectionClassifier
 
 SUITE_DIR = Path(__file__).parents[2] / "keel" / "redteam" / "data"
@@ -55,10 +57,6 @@ WRITTEN_INJECTION = (
 )
 
 
-def _key(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower())
-
-
 def _load(path: Path) -> tuple[list[str], list[int]]:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = [(r["text"], int(r["label"])) for r in csv.DictReader(handle)]
@@ -70,26 +68,17 @@ def _suite_texts() -> set[str]:
     for path in SUITE_DIR.glob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                keys.add(_key(json.loads(line)["text"]))
+                keys.add(key(json.loads(line)["text"]))
     return keys
 
 
 def _written(excluded: set[str]) -> tuple[list[str], list[int]]:
     """The written tuning cases this classifier learns from (benign 0, injection 1)."""
-    from keel.redteam.data.tuning_cases import ATTACKS, BENIGN
-
     rows = [(t, 0) for t in BENIGN] + [
         (t, 1) for category in WRITTEN_INJECTION for t in ATTACKS.get(category, [])
     ]
-    return [t for t, _ in rows if _key(t) not in excluded], [
-        y for t, y in rows if _key(t) not in excluded
-    ]
-
-
-def _heldout_texts() -> set[str]:
-    path = SUITE_DIR / "heldout.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return {_key(json.loads(line)["text"]) for line in lines if line.strip()}
+    kept = [(t, y) for t, y in rows if key(t) not in excluded]
+    return [t for t, _ in kept], [y for _, y in kept]
 
 
 def _scores(y: list[int], p: list[float], threshold: float = 0.5) -> dict[str, float]:
@@ -169,10 +158,10 @@ def main() -> None:
     val_x, val_y = _load(args.data / "validation.csv")
     test_x, test_y = _load(args.data / "test.csv")
     suite = _suite_texts()
-    excluded = suite | _heldout_texts()
-    kept = [(t, y) for t, y in zip(train_x, train_y, strict=True) if _key(t) not in excluded]
+    excluded = suite | heldout_keys()
+    kept = [(t, y) for t, y in zip(train_x, train_y, strict=True) if key(t) not in excluded]
     dropped = len(train_x) - len(kept)
-    dropped_suite = sum(1 for t in train_x if _key(t) in suite)
+    dropped_suite = sum(1 for t in train_x if key(t) in suite)
     slabs_rows = len(kept)
     written_x, written_y = _written(excluded)
     train_x = [t for t, _ in kept] + written_x
