@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import json
@@ -19,11 +20,13 @@ from activities.embedding_windows import (
     embed_windows_batch,
     pool,
 )
+from activities.ingest_embed import ModelQueue
 from keel.embedding import (
     Embedder,
     OnnxMiniLMEmbedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
+    Vectors,
     length_batches,
     make_embedder,
 )
@@ -304,3 +307,68 @@ def test_sentence_transformer_matches_the_onnx_model(embedder: OnnxMiniLMEmbedde
     assert count_tokens(texts[2], fp32.tokenizer) == count_tokens(texts[2], embedder.tokenizer)
     [window, *_] = embed_windows(fp32, texts[2])
     assert window.token_count <= 254
+
+
+# --- the gpu worker's shared model calls --------------------------------------------------
+
+
+class _Failing:
+    """Wraps an embedder; fails any call that contains `poison`."""
+
+    def __init__(self, inner: OnnxMiniLMEmbedder, poison: str) -> None:
+        self.inner = inner
+        self.poison = poison
+        self.name = inner.name
+        self.dim = inner.dim
+        self.window_tokens = inner.window_tokens
+        self.tokenizer = inner.tokenizer
+
+    def embed(self, texts: list[str]) -> Vectors:
+        if any(self.poison in t for t in texts):
+            raise RuntimeError("model failed")
+        return self.inner.embed(texts)
+
+
+async def test_concurrent_groups_share_model_calls_with_unchanged_vectors(
+    embedder: OnnxMiniLMEmbedder,
+) -> None:
+    groups = [[filler(embedder, 300, shift=k), f"Group {k} says hello."] for k in range(5)]
+    queue = ModelQueue(embedder, max_chunks=6)
+    results = await asyncio.gather(*(queue.embed(g) for g in groups))
+    # All five arrive before the model starts: three groups (6 chunks), then two.
+    assert queue.calls == 2
+    for group, got in zip(groups, results, strict=True):
+        want = embed_windows_batch(embedder, group)
+        assert [len(ws) for ws in got] == [len(ws) for ws in want]
+        for got_ws, want_ws in zip(got, want, strict=True):
+            for g, w in zip(got_ws, want_ws, strict=True):
+                assert (g.text, g.char_start) == (w.text, w.char_start)
+                np.testing.assert_allclose(g.vector, w.vector, atol=1e-5)
+
+
+async def test_a_failing_group_fails_alone(embedder: OnnxMiniLMEmbedder) -> None:
+    queue = ModelQueue(_Failing(embedder, "POISON"))
+    first = asyncio.ensure_future(queue.embed(["A first group."]))
+    waiting = [
+        asyncio.ensure_future(queue.embed(["Good text one."])),
+        asyncio.ensure_future(queue.embed(["Some POISON here."])),
+        asyncio.ensure_future(queue.embed(["Good text two."])),
+    ]
+    assert len((await first)[0]) == 1
+    good_one, bad, good_two = await asyncio.gather(*waiting, return_exceptions=True)
+    assert isinstance(bad, RuntimeError)
+    assert isinstance(good_one, list) and good_one[0][0].text == "Good text one."
+    assert isinstance(good_two, list) and good_two[0][0].text == "Good text two."
+
+
+async def test_a_cancelled_group_is_skipped(embedder: OnnxMiniLMEmbedder) -> None:
+    queue = ModelQueue(embedder)
+    first = asyncio.ensure_future(queue.embed(["A first group."]))
+    await asyncio.sleep(0)
+    cancelled = asyncio.ensure_future(queue.embed(["Nobody waits for this."]))
+    kept = asyncio.ensure_future(queue.embed(["Someone waits for this."]))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await first
+    assert (await kept)[0][0].text == "Someone waits for this."
+    assert queue.calls == 2
