@@ -7,10 +7,11 @@ ids. Each stage is also its own checkpoint: it commits per file (parse) or per d
 (chunk, upsert) and skips what an earlier attempt already finished, so a retry after a
 worker dies resumes where the dead attempt stopped instead of starting over.
 
-Exactly-once storage comes from `activities.store.upsert_document`: one transaction per
-document, keyed by tenant + source + content hash. A retry of a document that was committed
-just before the worker died finds the same hash and writes nothing; the `prior_hash` noted
-at parse time tells that case ("stored by this job") from "unchanged before this job".
+Exactly-once storage comes from `activities.store.store_document`: one transaction per
+document, keyed by tenant + source + content hash, which also marks the staged copy stored,
+so a retry never stores a committed document twice. Storing the same hash again writes
+nothing; the `prior_hash` noted at parse time tells "stored since this job parsed it" (a
+concurrent job with the same file) from "unchanged before this job".
 
 Embedding runs on the gpu queue (`activities.ingest_embed`).
 """
@@ -26,7 +27,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
 from activities.heartbeat import in_thread
@@ -39,7 +40,7 @@ from activities.ingest_rows import (
     reason_text,
 )
 from activities.staging import under_root
-from activities.store import ChunkRecord, apply_invalidations, upsert_document
+from activities.store import ChunkRecord, apply_invalidations, store_document
 from keel.contracts.ingest import (
     BatchRef,
     StageCounts,
@@ -292,69 +293,81 @@ class IngestActivities:
         prior: str | None,
         chunk_count: int,
     ) -> None:
-        async with self.engine.connect() as conn:
-            rows = (
+        # One transaction reads the staged chunks, stores the document and marks it stored:
+        # a worker killed anywhere in between leaves either all of it or none of it.
+        try:
+            async with self.engine.begin() as conn:
+                rows = (
+                    await conn.execute(
+                        text(
+                            "SELECT position, text, token_count, char_start, char_end, "
+                            "embedding, windows, window_spans, section FROM ingest_chunks "
+                            "WHERE doc_id = :d ORDER BY position"
+                        ),
+                        {"d": doc_id},
+                    )
+                ).all()
+                if len(rows) != chunk_count or any(r[5] is None or r[6] is None for r in rows):
+                    await self._mark_failed(
+                        conn, doc_id, "store_failed", "chunks were not all embedded"
+                    )
+                    return
+                records = [
+                    ChunkRecord(
+                        position=r[0],
+                        text=r[1],
+                        token_count=r[2],
+                        embedding=_vectors(r[5])[0],
+                        windows=_vectors(r[6]),
+                        metadata={
+                            **metadata,
+                            "source": source,
+                            "char_start": r[3],
+                            "char_end": r[4],
+                            "windows": r[7],
+                            **({"section": r[8]} if r[8] else {}),
+                        },
+                    )
+                    for r in rows
+                ]
+                outcome = await store_document(
+                    conn,
+                    tenant_id=uuid.UUID(ref.tenant_id),
+                    source=source,
+                    title=title,
+                    metadata=metadata,
+                    content_hash=digest,
+                    chunks=records,
+                )
+                written = outcome.chunks_written
+                if outcome.status == "unchanged" and prior != digest:
+                    # Stored with this exact content since this job parsed it (a concurrent
+                    # job with the same file): it is stored as this job asked, so count it.
+                    written = chunk_count
                 await conn.execute(
                     text(
-                        "SELECT position, text, token_count, char_start, char_end, embedding, "
-                        "windows, window_spans, section FROM ingest_chunks WHERE doc_id = :d "
-                        "ORDER BY position"
+                        "UPDATE ingest_docs SET status = 'stored', chunks_written = :w "
+                        "WHERE id = :d"
                     ),
-                    {"d": doc_id},
+                    {"d": doc_id, "w": written},
                 )
-            ).all()
-        if len(rows) != chunk_count or any(r[5] is None or r[6] is None for r in rows):
-            await self._fail(doc_id, "store_failed", "chunks were not all embedded")
-            return
-        records = [
-            ChunkRecord(
-                position=r[0],
-                text=r[1],
-                token_count=r[2],
-                embedding=_vectors(r[5])[0],
-                windows=_vectors(r[6]),
-                metadata={
-                    **metadata,
-                    "source": source,
-                    "char_start": r[3],
-                    "char_end": r[4],
-                    "windows": r[7],
-                    **({"section": r[8]} if r[8] else {}),
-                },
-            )
-            for r in rows
-        ]
-        try:
-            outcome = await upsert_document(
-                self.engine,
-                tenant_id=uuid.UUID(ref.tenant_id),
-                source=source,
-                title=title,
-                metadata=metadata,
-                content_hash=digest,
-                chunks=records,
-            )
+                await conn.execute(
+                    text("DELETE FROM ingest_chunks WHERE doc_id = :d"), {"d": doc_id}
+                )
         except (DataError, IntegrityError) as exc:
             # The document itself is unstorable (bad value): retrying cannot help.
             await self._fail(doc_id, "store_failed", f"cannot store document: {exc.orig}")
-            return
-        written = outcome.chunks_written
-        if outcome.status == "unchanged" and prior != digest:
-            # Committed by an earlier attempt of this job that died before reporting it.
-            written = chunk_count
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE ingest_docs SET status = 'stored', chunks_written = :w WHERE id = :d"),
-                {"d": doc_id, "w": written},
-            )
-            await conn.execute(text("DELETE FROM ingest_chunks WHERE doc_id = :d"), {"d": doc_id})
 
     async def _fail(self, doc_id: int, kind: str, reason: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE ingest_docs SET status = 'failed', error_kind = :k, error = :e "
-                    "WHERE id = :d"
-                ),
-                {"d": doc_id, "k": kind, "e": reason_text(reason)},
-            )
+            await self._mark_failed(conn, doc_id, kind, reason)
+
+    @staticmethod
+    async def _mark_failed(conn: AsyncConnection, doc_id: int, kind: str, reason: str) -> None:
+        await conn.execute(
+            text(
+                "UPDATE ingest_docs SET status = 'failed', error_kind = :k, error = :e "
+                "WHERE id = :d"
+            ),
+            {"d": doc_id, "k": kind, "e": reason_text(reason)},
+        )

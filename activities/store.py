@@ -62,64 +62,88 @@ async def upsert_document(
     content_hash: str,
     chunks: Sequence[ChunkRecord],
 ) -> UpsertOutcome:
-    """Store a document and its chunks; unchanged content writes nothing."""
+    """Store a document and its chunks in a transaction of its own (see `store_document`)."""
+    async with engine.begin() as conn:
+        return await store_document(
+            conn,
+            tenant_id=tenant_id,
+            source=source,
+            title=title,
+            metadata=metadata,
+            content_hash=content_hash,
+            chunks=chunks,
+        )
+
+
+async def store_document(
+    conn: AsyncConnection,
+    *,
+    tenant_id: uuid.UUID,
+    source: str,
+    title: str,
+    metadata: dict[str, Any],
+    content_hash: str,
+    chunks: Sequence[ChunkRecord],
+) -> UpsertOutcome:
+    """Store a document and its chunks inside the caller's transaction; unchanged content
+    writes nothing. The caller commits, so what it writes beside (ingestion marks its staged
+    document stored) commits with the document or not at all."""
     import json
 
-    async with engine.begin() as conn:
-        current = await _lock_document(conn, tenant_id, source)
-        if current is None:
-            inserted = (
-                await conn.execute(
-                    text(
-                        "INSERT INTO documents (tenant_id, source, title, metadata, content_hash) "
-                        "VALUES (:t, :s, :title, CAST(:m AS jsonb), :h) "
-                        "ON CONFLICT (tenant_id, source) DO NOTHING RETURNING id"
-                    ),
-                    {
-                        "t": tenant_id,
-                        "s": source,
-                        "title": title,
-                        "m": json.dumps(metadata),
-                        "h": content_hash,
-                    },
-                )
-            ).one_or_none()
-            if inserted is None:  # a concurrent writer created it first: take its row
-                current = await _lock_document(conn, tenant_id, source)
-                assert current is not None
-            else:
-                document_id = inserted[0]
-                await _insert_chunks(conn, tenant_id, document_id, chunks)
-                return UpsertOutcome(
-                    document_id=str(document_id),
-                    status="created",
-                    version=1,
-                    chunks_written=len(chunks),
-                )
-        document_id, old_hash, version = current
-        if old_hash == content_hash:
+    current = await _lock_document(conn, tenant_id, source)
+    if current is None:
+        inserted = (
+            await conn.execute(
+                text(
+                    "INSERT INTO documents (tenant_id, source, title, metadata, content_hash) "
+                    "VALUES (:t, :s, :title, CAST(:m AS jsonb), :h) "
+                    "ON CONFLICT (tenant_id, source) DO NOTHING RETURNING id"
+                ),
+                {
+                    "t": tenant_id,
+                    "s": source,
+                    "title": title,
+                    "m": json.dumps(metadata),
+                    "h": content_hash,
+                },
+            )
+        ).one_or_none()
+        if inserted is None:  # a concurrent writer created it first: take its row
+            current = await _lock_document(conn, tenant_id, source)
+            assert current is not None
+        else:
+            document_id = inserted[0]
+            await _insert_chunks(conn, tenant_id, document_id, chunks)
             return UpsertOutcome(
                 document_id=str(document_id),
-                status="unchanged",
-                version=version,
-                chunks_written=0,
+                status="created",
+                version=1,
+                chunks_written=len(chunks),
             )
-        await conn.execute(text("DELETE FROM chunks WHERE document_id = :d"), {"d": document_id})
-        await conn.execute(
-            text(
-                "UPDATE documents SET content_hash = :h, version = version + 1, title = :title, "
-                "metadata = CAST(:m AS jsonb), updated_at = now() WHERE id = :d"
-            ),
-            {"h": content_hash, "title": title, "m": json.dumps(metadata), "d": document_id},
-        )
-        await _insert_chunks(conn, tenant_id, document_id, chunks)
-        await _invalidation(conn, tenant_id, document_id, "changed")
+    document_id, old_hash, version = current
+    if old_hash == content_hash:
         return UpsertOutcome(
             document_id=str(document_id),
-            status="updated",
-            version=version + 1,
-            chunks_written=len(chunks),
+            status="unchanged",
+            version=version,
+            chunks_written=0,
         )
+    await conn.execute(text("DELETE FROM chunks WHERE document_id = :d"), {"d": document_id})
+    await conn.execute(
+        text(
+            "UPDATE documents SET content_hash = :h, version = version + 1, title = :title, "
+            "metadata = CAST(:m AS jsonb), updated_at = now() WHERE id = :d"
+        ),
+        {"h": content_hash, "title": title, "m": json.dumps(metadata), "d": document_id},
+    )
+    await _insert_chunks(conn, tenant_id, document_id, chunks)
+    await _invalidation(conn, tenant_id, document_id, "changed")
+    return UpsertOutcome(
+        document_id=str(document_id),
+        status="updated",
+        version=version + 1,
+        chunks_written=len(chunks),
+    )
 
 
 async def delete_document(engine: AsyncEngine, *, tenant_id: uuid.UUID, source: str) -> bool:

@@ -167,6 +167,7 @@ class OnnxMiniLMEmbedder:
         tokenizer_path: Path | None = None,
         providers: Sequence[str] | None = None,
         intra_op_threads: int = 0,
+        spinning: bool = False,
     ) -> None:
         """Load the tokenizer and the ONNX session.
 
@@ -177,6 +178,11 @@ class OnnxMiniLMEmbedder:
             providers: onnxruntime execution providers; default CUDA when available,
                 then CPU.
             intra_op_threads: onnxruntime threads; 0 lets it use every core.
+            spinning: Let onnxruntime's threads spin while they wait for work. Off by
+                default: a worker shares its two cores with PostgreSQL, Temporal and the
+                other worker, and a spinning thread holds a core they need while its partner
+                waits to be scheduled (bulk encoding next to another process taking ~15 % of
+                one core ran ~15 % faster without spinning; one query costs ~1.3 ms more).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -194,6 +200,9 @@ class OnnxMiniLMEmbedder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_threads
         options.log_severity_level = 3
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if spinning else "0"
+        )
         self._session = ort.InferenceSession(
             str(model_path or minilm_onnx_path()), sess_options=options, providers=list(providers)
         )

@@ -104,6 +104,17 @@ def test_batches_do_not_change_vectors_or_order(embedder: OnnxMiniLMEmbedder) ->
     np.testing.assert_allclose(together, small, atol=1e-5)
 
 
+def test_threads_do_not_spin_by_default_and_spinning_changes_no_vector(
+    embedder: OnnxMiniLMEmbedder,
+) -> None:
+    key = "session.intra_op.allow_spinning"
+    spinning = OnnxMiniLMEmbedder(spinning=True)
+    assert embedder._session.get_session_options().get_session_config_entry(key) == "0"
+    assert spinning._session.get_session_options().get_session_config_entry(key) == "1"
+    texts = [FILLER[i] * (1 + i % 3) for i in range(8)]
+    np.testing.assert_allclose(spinning.embed(texts), embedder.embed(texts), atol=1e-5)
+
+
 def test_batches_group_similar_lengths_so_tail_windows_are_not_padded() -> None:
     # A group of ingestion chunks: two full windows and one short tail window each.
     lengths = [256, 256, 70] * 32
