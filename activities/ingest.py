@@ -210,15 +210,15 @@ class IngestActivities:
                 )
             for done, doc_id in enumerate(doc_ids):
                 activity.heartbeat(done)
-                async with self.engine.connect() as conn:
+                # One connection and transaction per document: read, cut, write.
+                async with self.engine.begin() as conn:
                     body = (
                         await conn.execute(
                             text("SELECT text FROM ingest_docs WHERE id = :d"), {"d": doc_id}
                         )
                     ).scalar_one()
-                chunks = await in_thread(cut, body, opts)
-                sections = Sections(body)
-                async with self.engine.begin() as conn:
+                    chunks = await in_thread(cut, body, opts)
+                    sections = Sections(body)
                     if not chunks:
                         await conn.execute(
                             text(
