@@ -102,9 +102,9 @@ async def run() -> Entry:
         await clients.close()
 
     # The bare encode runs both ways the embedder can drive onnxruntime (its threads spinning
-    # while they wait for work or not), each on the same seeded sample, and the
-    # faster one is the denominator: the worker's setting must win in the pipeline, not by
-    # slowing the reference down.
+    # while they wait for work or not), each on the same seeded sample, and the faster one is
+    # the denominator: the worker's setting must win in the pipeline, not by slowing the
+    # reference down.
     sample = list(chunks)
     if len(sample) > BARE_SAMPLE:
         sample = random.Random(7).sample(sample, BARE_SAMPLE)
