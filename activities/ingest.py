@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError
@@ -40,24 +39,19 @@ from activities.ingest_rows import (
     reason_text,
 )
 from activities.staging import under_root
-from activities.store import ChunkRecord, apply_invalidations, store_document
+from activities.store import StagedChunks, apply_invalidations, store_document
 from keel.contracts.ingest import (
     BatchRef,
     StageCounts,
 )
+from keel.schema import EMBEDDING_DIM
 from keel.settings import Settings
 from keel.telemetry import activity_context, get_logger
 from keel.text.sections import Sections
 
 T = TypeVar("T")
-DIM = 384
 
 log = get_logger("keel.ingest")
-
-
-def _vectors(raw: bytes) -> list[list[float]]:
-    rows: list[list[float]] = np.frombuffer(raw, dtype="<f4").reshape(-1, DIM).tolist()
-    return rows
 
 
 class IngestActivities:
@@ -293,43 +287,26 @@ class IngestActivities:
         prior: str | None,
         chunk_count: int,
     ) -> None:
-        # One transaction reads the staged chunks, stores the document and marks it stored:
-        # a worker killed anywhere in between leaves either all of it or none of it.
+        # One transaction checks the staged chunks, copies them into the document's chunks
+        # (their vectors stay in PostgreSQL) and marks the document stored: a worker killed
+        # anywhere in between leaves either all of it or none of it.
         try:
             async with self.engine.begin() as conn:
-                rows = (
+                staged, embedded, packed = (
                     await conn.execute(
                         text(
-                            "SELECT position, text, token_count, char_start, char_end, "
-                            "embedding, windows, window_spans, section FROM ingest_chunks "
-                            "WHERE doc_id = :d ORDER BY position"
+                            "SELECT count(*), count(embedding), count(*) FILTER (WHERE "
+                            "vector_dims(windows) % :dim = 0) FROM ingest_chunks "
+                            "WHERE doc_id = :d"
                         ),
-                        {"d": doc_id},
+                        {"d": doc_id, "dim": EMBEDDING_DIM},
                     )
-                ).all()
-                if len(rows) != chunk_count or any(r[5] is None or r[6] is None for r in rows):
+                ).one()
+                if not staged == embedded == packed == chunk_count:
                     await self._mark_failed(
                         conn, doc_id, "store_failed", "chunks were not all embedded"
                     )
                     return
-                records = [
-                    ChunkRecord(
-                        position=r[0],
-                        text=r[1],
-                        token_count=r[2],
-                        embedding=_vectors(r[5])[0],
-                        windows=_vectors(r[6]),
-                        metadata={
-                            **metadata,
-                            "source": source,
-                            "char_start": r[3],
-                            "char_end": r[4],
-                            "windows": r[7],
-                            **({"section": r[8]} if r[8] else {}),
-                        },
-                    )
-                    for r in rows
-                ]
                 outcome = await store_document(
                     conn,
                     tenant_id=uuid.UUID(ref.tenant_id),
@@ -337,7 +314,7 @@ class IngestActivities:
                     title=title,
                     metadata=metadata,
                     content_hash=digest,
-                    chunks=records,
+                    chunks=StagedChunks(doc_id=doc_id, count=chunk_count),
                 )
                 written = outcome.chunks_written
                 if outcome.status == "unchanged" and prior != digest:

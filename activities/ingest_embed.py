@@ -2,8 +2,10 @@
 
 Reads a batch's chunk texts from staging, embeds them in groups of `embed_chunks` through the
 configured `Embedder` (windowed, see `keel.embedding`: no part of a 512-token chunk
-goes unread by a 256-word-piece model), and writes each chunk's window vectors and pooled
-summary vector back to staging as float32 bytes.
+goes unread by a 256-word-piece model), and writes each chunk's pooled summary vector and its
+window vectors (packed end to end into one) back to staging as pgvector values, sent in
+binary (`keel.db.PackedVector`). The upsert copies them into `chunks` and `chunk_windows` in
+SQL, so no vector is formatted, parsed or carried through Python after this stage.
 
 Every group is committed before the next starts and only chunks without vectors are read,
 so the database is the checkpoint: a retry after a worker dies embeds only what is left.
@@ -22,7 +24,6 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -30,13 +31,9 @@ from temporalio import activity
 from activities.embedding_windows import Window, embed_windows_batch, pool
 from activities.heartbeat import heartbeating
 from keel.contracts.ingest import BatchRef, StageCounts
+from keel.db import PackedVector
 from keel.embedding import Embedder
 from keel.telemetry import activity_context
-
-
-def _f32(vectors: NDArray[np.float32]) -> bytes:
-    return np.ascontiguousarray(vectors, dtype="<f4").tobytes()
-
 
 # Chunks in one shared model call at most (~640 windows: the model's memory stays that of
 # one run of `batch_size` windows; a longer call only delays the groups that wait).
@@ -145,15 +142,16 @@ class IngestEmbedActivities:
                 async with self.engine.begin() as conn:
                     await conn.execute(
                         text(
-                            "UPDATE ingest_chunks SET embedding = :e, windows = :w, "
-                            "window_spans = CAST(:s AS jsonb) WHERE doc_id = :d AND position = :p"
+                            "UPDATE ingest_chunks SET embedding = CAST(:e AS vector), "
+                            "windows = CAST(:w AS vector), window_spans = CAST(:s AS jsonb) "
+                            "WHERE doc_id = :d AND position = :p"
                         ),
                         [
                             {
                                 "d": row[0],
                                 "p": row[1],
-                                "e": _f32(pool(ws)),
-                                "w": _f32(np.stack([w.vector for w in ws])),
+                                "e": PackedVector(pool(ws)),
+                                "w": PackedVector(np.stack([w.vector for w in ws])),
                                 "s": json.dumps([[w.char_start, w.char_end] for w in ws]),
                             }
                             for row, ws in zip(rows, windows, strict=True)

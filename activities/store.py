@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.contracts.ingest import UpsertOutcome
+from keel.schema import EMBEDDING_DIM
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,19 @@ class ChunkRecord:
     embedding: Sequence[float]
     windows: Sequence[Sequence[float]]
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StagedChunks:
+    """An ingestion document's embedded chunks, still in `ingest_chunks`: stored by SQL that
+    copies them across, so their vectors never leave PostgreSQL.
+
+    Each chunk's metadata is the document's, plus `source`, `char_start`, `char_end`,
+    `windows` (the windows' character spans) and `section` when it has one.
+    """
+
+    doc_id: int
+    count: int
 
 
 def _vector(values: Sequence[float]) -> str:
@@ -60,7 +74,7 @@ async def upsert_document(
     title: str,
     metadata: dict[str, Any],
     content_hash: str,
-    chunks: Sequence[ChunkRecord],
+    chunks: Sequence[ChunkRecord] | StagedChunks,
 ) -> UpsertOutcome:
     """Store a document and its chunks in a transaction of its own (see `store_document`)."""
     async with engine.begin() as conn:
@@ -83,7 +97,7 @@ async def store_document(
     title: str,
     metadata: dict[str, Any],
     content_hash: str,
-    chunks: Sequence[ChunkRecord],
+    chunks: Sequence[ChunkRecord] | StagedChunks,
 ) -> UpsertOutcome:
     """Store a document and its chunks inside the caller's transaction; unchanged content
     writes nothing. The caller commits, so what it writes beside (ingestion marks its staged
@@ -113,12 +127,12 @@ async def store_document(
             assert current is not None
         else:
             document_id = inserted[0]
-            await _insert_chunks(conn, tenant_id, document_id, chunks)
+            written = await _insert_chunks(conn, tenant_id, document_id, source, metadata, chunks)
             return UpsertOutcome(
                 document_id=str(document_id),
                 status="created",
                 version=1,
-                chunks_written=len(chunks),
+                chunks_written=written,
             )
     document_id, old_hash, version = current
     if old_hash == content_hash:
@@ -136,13 +150,13 @@ async def store_document(
         ),
         {"h": content_hash, "title": title, "m": json.dumps(metadata), "d": document_id},
     )
-    await _insert_chunks(conn, tenant_id, document_id, chunks)
+    written = await _insert_chunks(conn, tenant_id, document_id, source, metadata, chunks)
     await _invalidation(conn, tenant_id, document_id, "changed")
     return UpsertOutcome(
         document_id=str(document_id),
         status="updated",
         version=version + 1,
-        chunks_written=len(chunks),
+        chunks_written=written,
     )
 
 
@@ -179,12 +193,17 @@ async def _insert_chunks(
     conn: AsyncConnection,
     tenant_id: uuid.UUID,
     document_id: uuid.UUID,
-    chunks: Sequence[ChunkRecord],
-) -> None:
+    source: str,
+    metadata: dict[str, Any],
+    chunks: Sequence[ChunkRecord] | StagedChunks,
+) -> int:
     import json
 
+    if isinstance(chunks, StagedChunks):
+        await _insert_staged(conn, tenant_id, document_id, source, metadata, chunks)
+        return chunks.count
     if not chunks:
-        return
+        return 0
     ids = (
         await conn.execute(
             text(
@@ -222,6 +241,50 @@ async def _insert_chunks(
             "chunks": [w[0] for w in windows],
             "idx": [w[1] for w in windows],
             "emb": [w[2] for w in windows],
+        },
+    )
+    return len(chunks)
+
+
+async def _insert_staged(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    document_id: uuid.UUID,
+    source: str,
+    metadata: dict[str, Any],
+    staged: StagedChunks,
+) -> None:
+    # One statement: the chunks are inserted by the CTE, their windows by the outer INSERT,
+    # each window cut from the chunk's packed window vectors (EMBEDDING_DIM floats each).
+    import json
+
+    await conn.execute(
+        text(
+            "WITH staged AS ("
+            " SELECT position, text, token_count, embedding, windows,"
+            " CAST(:m AS jsonb) || jsonb_build_object('source', CAST(:src AS text),"
+            " 'char_start', char_start, 'char_end', char_end, 'windows', window_spans)"
+            " || CASE WHEN section <> '' THEN jsonb_build_object('section', section)"
+            " ELSE '{}'::jsonb END AS metadata"
+            " FROM ingest_chunks WHERE doc_id = :s),"
+            " stored AS ("
+            " INSERT INTO chunks (tenant_id, document_id, position, text, token_count,"
+            " embedding, metadata)"
+            " SELECT :t, :d, position, text, token_count, embedding, metadata FROM staged"
+            " ORDER BY position RETURNING id, position)"
+            " INSERT INTO chunk_windows (chunk_id, window_index, tenant_id, embedding)"
+            " SELECT stored.id, w.i, :t, subvector(staged.windows, w.i * :dim + 1, :dim)"
+            " FROM stored JOIN staged USING (position)"
+            " CROSS JOIN LATERAL generate_series(0, vector_dims(staged.windows) / :dim - 1)"
+            " AS w(i) ORDER BY stored.id, w.i"
+        ),
+        {
+            "s": staged.doc_id,
+            "t": tenant_id,
+            "d": document_id,
+            "m": json.dumps(metadata),
+            "src": source,
+            "dim": EMBEDDING_DIM,
         },
     )
 

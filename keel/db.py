@@ -7,12 +7,45 @@ in `keel.schema` (their `target_metadata`). `migrate()` brings a database to hea
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import psycopg
+from numpy.typing import ArrayLike
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PackedVector:
+    """Float vectors bound as one pgvector value in its binary wire form.
+
+    The statement must say the type, `CAST(:v AS vector)`: the parameter is sent untyped and
+    PostgreSQL reads it with pgvector's binary input. Nothing is formatted as text on either
+    side (a 384-float vector as text costs ~90 µs to write in Python and as much to parse).
+    Several vectors are packed end to end into one value (`subvector` cuts them apart in SQL);
+    a vector holds at most 16,000 floats.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: ArrayLike) -> None:
+        self.values = np.ascontiguousarray(values, dtype=">f4").reshape(-1)
+
+
+class _PackedVectorDumper(Dumper):
+    format = Format.BINARY
+    oid = 0  # untyped: the statement's CAST names the type
+
+    def dump(self, obj: PackedVector) -> bytes:
+        return struct.pack(">HH", obj.values.size, 0) + obj.values.tobytes()
+
+
+psycopg.adapters.register_dumper(PackedVector, _PackedVectorDumper)
 
 
 def make_engine(dsn: str, *, pool_size: int = 5) -> AsyncEngine:

@@ -457,8 +457,8 @@ ingest_chunks = Table(
     Column("token_count", Integer, nullable=False),
     Column("char_start", Integer, nullable=False),
     Column("char_end", Integer, nullable=False),
-    Column("embedding", LargeBinary),
-    Column("windows", LargeBinary),
+    Column("embedding", Vector(EMBEDDING_DIM)),
+    Column("windows", Vector()),  # the chunk's window vectors end to end
     Column("window_spans", JSONB),
     Column("section", Text),
     ForeignKeyConstraint(

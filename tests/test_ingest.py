@@ -262,6 +262,49 @@ async def test_last_sentence_of_a_long_chunk_is_found_by_vector_and_keyword(
     assert keyword == [(chunk_id,)]
 
 
+async def test_stored_chunks_carry_their_metadata_and_the_vectors_the_model_gave(
+    api: httpx.AsyncClient, clients: Clients, caller: Caller, workers: list[Worker]
+) -> None:
+    """The upsert copies staged vectors across in SQL: each window's vector and the pooled
+    summary must still be the model's, in order, with the chunk's spans and section."""
+    import numpy as np
+
+    from activities.embedding_windows import embed_windows_batch, pool
+
+    embedder = shared_embedder("onnx")
+    files = {"guide.md": f"# Returns\n\n{long_text(700, seed=9)}".encode()}
+    await ingest(api, clients, caller, files, metadata='{"team": "ops"}')
+    tid = await tenant_id(clients, caller)
+    stored = await rows(
+        clients,
+        "select c.id, c.text, c.embedding::text, c.metadata from chunks c "
+        "where c.tenant_id = :t order by c.position",
+        t=tid,
+    )
+    assert len(stored) == 2
+    expected_windows = embed_windows_batch(embedder, [row[1] for row in stored])
+    assert [len(w) for w in expected_windows][0] >= 2  # the first chunk packs several windows
+
+    def floats(value: str) -> Any:
+        return np.array(value.strip("[]").split(","), dtype=np.float32)
+
+    for (chunk_id, body, pooled, meta), windows in zip(stored, expected_windows, strict=True):
+        assert meta["team"] == "ops" and meta["source"] == "guide.md"
+        assert meta["section"] == "Returns"
+        assert body == files["guide.md"].decode()[meta["char_start"] : meta["char_end"]]
+        assert meta["windows"] == [[w.char_start, w.char_end] for w in windows]
+        got = await rows(
+            clients,
+            "select window_index, embedding::text from chunk_windows where chunk_id = :c "
+            "order by window_index",
+            c=chunk_id,
+        )
+        assert [index for index, _ in got] == list(range(len(windows)))
+        for (_, vector), window in zip(got, windows, strict=True):
+            assert np.allclose(floats(vector), window.vector, atol=1e-5)
+        assert np.allclose(floats(pooled), pool(windows), atol=1e-5)
+
+
 async def test_long_job_continues_as_new_and_keeps_its_counts(
     clients: Clients, settings: Settings, tenant: str, workers: list[Worker]
 ) -> None:

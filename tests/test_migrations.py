@@ -110,3 +110,47 @@ def test_migrations_produce_exactly_the_schema_module(scratch_db: str) -> None:
         engine.dispose()
     assert diff == [], f"migrations and keel/schema.py disagree: {diff}"
     assert {t.name for t in metadata.sorted_tables} == _tables(scratch_db)
+
+
+def test_staged_vectors_survive_the_change_to_pgvector_and_back(scratch_db: str) -> None:
+    """0012 turns staged float32 bytes into pgvector values without losing a job in flight."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    pooled = rng.standard_normal(384).astype("<f4")
+    windows = rng.standard_normal(3 * 384).astype("<f4")
+    plain = scratch_db.replace("+psycopg", "")
+    migrate(scratch_db, "0011")
+    with psycopg.connect(plain) as conn:
+        tenant = conn.execute("insert into tenants (name) values ('m') returning id").fetchone()
+        assert tenant is not None
+        file_id = conn.execute(
+            "insert into ingest_files (tenant_id, job_id, name, data, size) "
+            "values (%s, 'j', 'a.txt', 'x', 1) returning id",
+            (tenant[0],),
+        ).fetchone()[0]  # type: ignore[index]
+        doc_id = conn.execute(
+            "insert into ingest_docs (job_id, file_id, source, status) "
+            "values ('j', %s, 'a.txt', 'chunked') returning id",
+            (file_id,),
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "insert into ingest_chunks (doc_id, position, text, token_count, char_start, "
+            "char_end, embedding, windows) values (%s, 0, 'x', 1, 0, 1, %s, %s)",
+            (doc_id, pooled.tobytes(), windows.tobytes()),
+        )
+
+    migrate(scratch_db)
+    with psycopg.connect(plain) as conn:
+        row = conn.execute(
+            "select embedding::text, windows::text, vector_dims(windows) from ingest_chunks"
+        ).fetchone()
+    assert row is not None and row[2] == 3 * 384
+    assert np.array_equal(np.array(row[0].strip("[]").split(","), dtype="<f4"), pooled)
+    assert np.array_equal(np.array(row[1].strip("[]").split(","), dtype="<f4"), windows)
+
+    downgrade(scratch_db, "0011")
+    with psycopg.connect(plain) as conn:
+        back = conn.execute("select embedding, windows from ingest_chunks").fetchone()
+    assert back is not None
+    assert bytes(back[0]) == pooled.tobytes() and bytes(back[1]) == windows.tobytes()
