@@ -9,6 +9,7 @@ process dies right after commit (`apply_invalidations` finishes the job).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,8 +103,6 @@ async def store_document(
     """Store a document and its chunks inside the caller's transaction; unchanged content
     writes nothing. The caller commits, so what it writes beside (ingestion marks its staged
     document stored) commits with the document or not at all."""
-    import json
-
     current = await _lock_document(conn, tenant_id, source)
     if current is None:
         inserted = (
@@ -197,8 +196,6 @@ async def _insert_chunks(
     metadata: dict[str, Any],
     chunks: Sequence[ChunkRecord] | StagedChunks,
 ) -> int:
-    import json
-
     if isinstance(chunks, StagedChunks):
         await _insert_staged(conn, tenant_id, document_id, source, metadata, chunks)
         return chunks.count
@@ -256,8 +253,6 @@ async def _insert_staged(
 ) -> None:
     # One statement: the chunks are inserted by the CTE, their windows by the outer INSERT,
     # each window cut from the chunk's packed window vectors (EMBEDDING_DIM floats each).
-    import json
-
     await conn.execute(
         text(
             "WITH staged AS ("

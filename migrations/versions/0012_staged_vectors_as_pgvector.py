@@ -11,6 +11,9 @@ Revision ID: 0012
 Revises: 0011
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import sqlalchemy as sa
 from alembic import op
@@ -28,49 +31,41 @@ def _text(raw: bytes) -> str:
 
 
 def _bytes(value: str) -> bytes:
-    floats = [float(v) for v in value.strip("[]").split(",")] if value != "[]" else []
-    return np.asarray(floats, dtype="<f4").tobytes()
+    return np.asarray(value.strip("[]").split(","), dtype="<f4").tobytes()
 
 
-def upgrade() -> None:
+def _retype(read: str, alter: str, write: str, convert: Callable[[Any], Any]) -> None:
+    """Read the staged vectors, change the columns' type, and write them back converted."""
     bind = op.get_bind()
     staged = bind.execute(
         sa.text(
-            "SELECT doc_id, position, embedding, windows FROM ingest_chunks "
+            f"SELECT doc_id, position, {read} FROM ingest_chunks "
             "WHERE embedding IS NOT NULL AND windows IS NOT NULL"
         )
     ).all()
-    op.execute(
-        f"ALTER TABLE ingest_chunks ALTER COLUMN embedding TYPE vector({DIM}) USING NULL, "
-        "ALTER COLUMN windows TYPE vector USING NULL"
-    )
-    for doc_id, position, embedding, windows in staged:
+    op.execute(alter)
+    if staged:
         bind.execute(
-            sa.text(
-                "UPDATE ingest_chunks SET embedding = CAST(:e AS vector), "
-                "windows = CAST(:w AS vector) WHERE doc_id = :d AND position = :p"
-            ),
-            {"d": doc_id, "p": position, "e": _text(embedding), "w": _text(windows)},
+            sa.text(f"UPDATE ingest_chunks SET {write} WHERE doc_id = :d AND position = :p"),
+            [{"d": d, "p": p, "e": convert(e), "w": convert(w)} for d, p, e, w in staged],
         )
+
+
+def upgrade() -> None:
+    _retype(
+        "embedding, windows",
+        f"ALTER TABLE ingest_chunks ALTER COLUMN embedding TYPE vector({DIM}) USING NULL, "
+        "ALTER COLUMN windows TYPE vector USING NULL",
+        "embedding = CAST(:e AS vector), windows = CAST(:w AS vector)",
+        _text,
+    )
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    staged = bind.execute(
-        sa.text(
-            "SELECT doc_id, position, CAST(embedding AS text), CAST(windows AS text) "
-            "FROM ingest_chunks WHERE embedding IS NOT NULL AND windows IS NOT NULL"
-        )
-    ).all()
-    op.execute(
+    _retype(
+        "CAST(embedding AS text), CAST(windows AS text)",
         "ALTER TABLE ingest_chunks ALTER COLUMN embedding TYPE bytea USING NULL, "
-        "ALTER COLUMN windows TYPE bytea USING NULL"
+        "ALTER COLUMN windows TYPE bytea USING NULL",
+        "embedding = :e, windows = :w",
+        _bytes,
     )
-    for doc_id, position, embedding, windows in staged:
-        bind.execute(
-            sa.text(
-                "UPDATE ingest_chunks SET embedding = :e, windows = :w "
-                "WHERE doc_id = :d AND position = :p"
-            ),
-            {"d": doc_id, "p": position, "e": _bytes(embedding), "w": _bytes(windows)},
-        )
