@@ -64,11 +64,14 @@ class Registry:
 
 
 @lru_cache(maxsize=4)
-def shared_embedder(kind: str) -> Any:
-    """One embedder per process and kind: the model loads once, however many workers."""
+def shared_embedder(kind: str, lanes: int = 0) -> Any:
+    """One embedder per process and kind: the model loads once, however many workers.
+
+    `lanes` (`KEEL_EMBED_LANES`) applies to the onnx embedder; 0 is one a core.
+    """
     from keel.embedding import make_embedder
 
-    return make_embedder(kind)
+    return make_embedder(kind, lanes=lanes) if kind == "onnx" else make_embedder(kind)
 
 
 def workflow_classes() -> list[type]:
@@ -121,7 +124,7 @@ def registry(kind: QueueKind, clients: Clients, config: Settings) -> Registry:
         from activities.rag.rerank import shared_cross_encoders
         from activities.semantic_cache import SemanticCacheActivities
 
-        embedder = shared_embedder(config.embedder)
+        embedder = shared_embedder(config.embedder, config.embed_lanes)
         return Registry(
             activities=activity_methods(
                 DiagnosticsActivities(device=compute_device()),

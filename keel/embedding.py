@@ -35,7 +35,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -168,6 +171,7 @@ class OnnxMiniLMEmbedder:
         providers: Sequence[str] | None = None,
         intra_op_threads: int = 0,
         spinning: bool = False,
+        lanes: int = 0,
     ) -> None:
         """Load the tokenizer and the ONNX session.
 
@@ -183,6 +187,13 @@ class OnnxMiniLMEmbedder:
                 other worker, and a spinning thread holds a core they need while its partner
                 waits to be scheduled (bulk encoding next to another process taking ~15 % of
                 one core ran ~15 % faster without spinning; one query costs ~1.3 ms more).
+            lanes: Sessions of one thread each that run a call's batches side by side on
+                the CPU. 0 (default): one a core when `intra_op_threads` is 0 and the model
+                runs on the CPU, else one. Lanes wait for nothing but their own work,
+                where one session's threads meet after every operator: ~5-11 % more
+                chunks/s on two cores here. Extra lanes are loaded on the first call
+                that has more than one batch, so a process that only embeds queries holds
+                one session.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -196,17 +207,27 @@ class OnnxMiniLMEmbedder:
             available = ort.get_available_providers()
             providers = [p for p in ("CUDAExecutionProvider",) if p in available]
             providers.append("CPUExecutionProvider")
+        if lanes < 0:
+            raise ValueError(f"lanes must be 0 (automatic) or more, got {lanes}")
+        on_cpu = list(providers) == ["CPUExecutionProvider"]
+        if lanes == 0:
+            lanes = (os.cpu_count() or 1) if on_cpu and intra_op_threads == 0 else 1
+        self.lanes = lanes
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = intra_op_threads
+        options.intra_op_num_threads = 1 if lanes > 1 else intra_op_threads
         options.log_severity_level = 3
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if spinning else "0"
         )
-        self._session = ort.InferenceSession(
+        self._load: Callable[[], ort.InferenceSession] = lambda: ort.InferenceSession(
             str(model_path or minilm_onnx_path()), sess_options=options, providers=list(providers)
         )
+        self._session = self._load()
         self._inputs = {i.name for i in self._session.get_inputs()}
+        self._sessions = [self._session]
+        self._pool: ThreadPoolExecutor | None = None
+        self._loading = threading.Lock()
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -231,11 +252,37 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return out
         encodings = self._encoder.encode_batch(texts)
-        for batch in length_batches([len(e.ids) for e in encodings], self.batch_size):
-            out[batch] = self._run([encodings[i].ids for i in batch])
+        batches = length_batches([len(e.ids) for e in encodings], self.batch_size)
+        if self.lanes == 1 or len(batches) == 1:
+            for batch in batches:
+                out[batch] = self._run(self._session, [encodings[i].ids for i in batch])
+            return out
+        # Longest first, each lane taking the next batch when it is free: lanes finish
+        # within about one short batch of each other.
+        pending = deque(batches)
+
+        def lane(session: ort.InferenceSession) -> None:
+            while True:
+                try:
+                    batch = pending.pop()
+                except IndexError:
+                    return
+                out[batch] = self._run(session, [encodings[i].ids for i in batch])
+
+        sessions, pool = self._lanes()
+        for done in [pool.submit(lane, session) for session in sessions]:
+            done.result()
         return out
 
-    def _run(self, ids_list: list[list[int]]) -> Vectors:
+    def _lanes(self) -> tuple[list[ort.InferenceSession], ThreadPoolExecutor]:
+        with self._loading:
+            while len(self._sessions) < self.lanes:
+                self._sessions.append(self._load())
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="keel-embed")
+            return self._sessions, self._pool
+
+    def _run(self, session: ort.InferenceSession, ids_list: list[list[int]]) -> Vectors:
         width = max(len(ids) for ids in ids_list)
         ids = np.zeros((len(ids_list), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -245,7 +292,7 @@ class OnnxMiniLMEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        hidden = session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalize_rows(pooled)

@@ -6,7 +6,9 @@ import asyncio
 import importlib
 import importlib.util
 import json
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -113,6 +115,32 @@ def test_threads_do_not_spin_by_default_and_spinning_changes_no_vector(
     assert spinning._session.get_session_options().get_session_config_entry(key) == "1"
     texts = [FILLER[i] * (1 + i % 3) for i in range(8)]
     np.testing.assert_allclose(spinning.embed(texts), embedder.embed(texts), atol=1e-5)
+
+
+def test_lanes_split_a_call_across_single_thread_sessions_and_change_no_vector() -> None:
+    texts = [FILLER[i % len(FILLER)] * (1 + i % 5) for i in range(40)] + [NEEDLE]
+    lanes = OnnxMiniLMEmbedder(lanes=2, batch_size=4)
+    one = OnnxMiniLMEmbedder(lanes=1, batch_size=4)
+    assert len(lanes._sessions) == 1  # a process that embeds only queries loads one
+    lanes.embed([QUERY])
+    assert len(lanes._sessions) == 1
+    together = lanes.embed(texts)  # ~11 batches of 4: both lanes work
+    assert len(lanes._sessions) == 2
+    assert lanes._session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(together, one.embed(texts), atol=1e-5)
+    # Concurrent calls share the lanes and still get their own rows back.
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lanes.embed, [texts, texts[::-1], texts[5:]]))
+    np.testing.assert_allclose(results[0], together, atol=1e-5)
+    np.testing.assert_allclose(results[1], together[::-1], atol=1e-5)
+    np.testing.assert_allclose(results[2], together[5:], atol=1e-5)
+
+
+def test_lanes_default_to_one_a_core_on_the_cpu_and_one_with_explicit_threads() -> None:
+    assert OnnxMiniLMEmbedder().lanes == (os.cpu_count() or 1)
+    assert OnnxMiniLMEmbedder(intra_op_threads=2).lanes == 1
+    with pytest.raises(ValueError, match="lanes"):
+        OnnxMiniLMEmbedder(lanes=-1)
 
 
 def test_batches_group_similar_lengths_so_tail_windows_are_not_padded() -> None:
