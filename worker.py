@@ -63,12 +63,18 @@ class Registry:
     activities: list[Any] = field(default_factory=list)
 
 
-@lru_cache(maxsize=4)
 def shared_embedder(kind: str, lanes: int = 0) -> Any:
     """One embedder per process and kind: the model loads once, however many workers.
 
     `lanes` (`KEEL_EMBED_LANES`) applies to the onnx embedder; 0 is one a core.
     """
+    # Cached on positional arguments, so `shared_embedder("onnx")` and a worker's
+    # `shared_embedder("onnx", 0)` are one model, not two.
+    return _load_embedder(kind, lanes)
+
+
+@lru_cache(maxsize=4)
+def _load_embedder(kind: str, lanes: int) -> Any:
     from keel.embedding import make_embedder
 
     return make_embedder(kind, lanes=lanes) if kind == "onnx" else make_embedder(kind)

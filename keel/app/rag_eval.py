@@ -367,7 +367,7 @@ async def run_eval(
         tenant_id = await ensure_tenant(engine, options.tenant)
         return await evaluate(
             engine,
-            shared_embedder(config.embedder),
+            shared_embedder(config.embedder, config.embed_lanes),
             tenant_id=tenant_id,
             passages=passages,
             questions=questions,
