@@ -52,6 +52,12 @@ Vectors = NDArray[np.float32]
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_DIM = 384
 MINILM_WINDOW = 256  # word pieces, CLS and SEP included
+# Padded tokens in one onnxruntime run on the CPU: a full window runs alone, short texts
+# share a run. One 256-token window a run keeps a layer's activations in a core's L2 cache:
+# 12.8 long chunks/s on two cores here against 10.1 with runs of 32 windows, at a fifth of
+# the peak memory (0.6 GB against 3.1 GB), with the same vectors. Short texts still gain from
+# sharing a run (486 12-word texts/s at 14 a run against 285 one at a time).
+CPU_BATCH_TOKENS = 256
 _TOKENIZER_DIR = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8")
 
 
@@ -84,7 +90,7 @@ class Embedder(Protocol):
         ...
 
 
-def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+def length_batches(lengths: list[int], batch_size: int, *, max_tokens: int = 0) -> list[list[int]]:
     """Indexes of `lengths` in batches of similar length, shortest first.
 
     Every text in a batch is padded to its longest, so a batch is also cut where the next
@@ -92,6 +98,12 @@ def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     be padded to a full window beside the long ones (17 % more tokens through the model on a
     group of 32 ingestion chunks). The vectors do not depend on the batch: padded positions
     are masked out of attention and pooling.
+
+    Args:
+        lengths: Each text's length in tokens.
+        batch_size: Texts in a batch at most.
+        max_tokens: Padded tokens in a batch at most (0: no limit); a text longer than
+            this is a batch of its own.
     """
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     batches: list[list[int]] = []
@@ -101,6 +113,7 @@ def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
             current is None
             or len(current) >= batch_size
             or lengths[i] > lengths[current[0]] * _MAX_PADDING + 8
+            or (max_tokens and (len(current) + 1) * lengths[i] > max_tokens)
         ):
             batches.append([i])
         else:
@@ -172,11 +185,12 @@ class OnnxMiniLMEmbedder:
         intra_op_threads: int = 0,
         spinning: bool = False,
         lanes: int = 0,
+        batch_tokens: int | None = None,
     ) -> None:
         """Load the tokenizer and the ONNX session.
 
         Args:
-            batch_size: Texts per onnxruntime run.
+            batch_size: Texts per onnxruntime run at most.
             model_path: Override the packaged ``model.onnx``.
             tokenizer_path: Override the packaged ``tokenizer.json``.
             providers: onnxruntime execution providers; default CUDA when available,
@@ -194,6 +208,9 @@ class OnnxMiniLMEmbedder:
                 chunks/s on two cores here. Extra lanes are loaded on the first call
                 that has more than one batch, so a process that only embeds queries holds
                 one session.
+            batch_tokens: Padded tokens per onnxruntime run at most; a longer text runs
+                alone. Default: `CPU_BATCH_TOKENS` on the CPU, no limit on a GPU (which
+                wants full runs); 0: no limit.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -213,6 +230,11 @@ class OnnxMiniLMEmbedder:
         if lanes == 0:
             lanes = (os.cpu_count() or 1) if on_cpu and intra_op_threads == 0 else 1
         self.lanes = lanes
+        if batch_tokens is None:
+            batch_tokens = CPU_BATCH_TOKENS if on_cpu else 0
+        if batch_tokens < 0:
+            raise ValueError(f"batch_tokens must be 0 (no limit) or more, got {batch_tokens}")
+        self.batch_tokens = batch_tokens
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = 1 if lanes > 1 else intra_op_threads
@@ -252,7 +274,9 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return out
         encodings = self._encoder.encode_batch(texts)
-        batches = length_batches([len(e.ids) for e in encodings], self.batch_size)
+        batches = length_batches(
+            [len(e.ids) for e in encodings], self.batch_size, max_tokens=self.batch_tokens
+        )
         if self.lanes == 1 or len(batches) == 1:
             for batch in batches:
                 out[batch] = self._run(self._session, [encodings[i].ids for i in batch])

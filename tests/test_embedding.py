@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +25,7 @@ from activities.embedding_windows import (
 )
 from activities.ingest_embed import ModelQueue
 from keel.embedding import (
+    CPU_BATCH_TOKENS,
     Embedder,
     OnnxMiniLMEmbedder,
     OpenAIEmbedder,
@@ -102,8 +104,10 @@ def test_batches_do_not_change_vectors_or_order(embedder: OnnxMiniLMEmbedder) ->
     together = embedder.embed(texts)
     alone = np.vstack([embedder.embed([text]) for text in texts])
     small = OnnxMiniLMEmbedder(batch_size=3).embed(texts)
+    unlimited = OnnxMiniLMEmbedder(batch_tokens=0).embed(texts)
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(together, small, atol=1e-5)
+    np.testing.assert_allclose(together, unlimited, atol=1e-5)
 
 
 def test_threads_do_not_spin_by_default_and_spinning_changes_no_vector(
@@ -141,6 +145,25 @@ def test_lanes_default_to_one_a_core_on_the_cpu_and_one_with_explicit_threads() 
     assert OnnxMiniLMEmbedder(intra_op_threads=2).lanes == 1
     with pytest.raises(ValueError, match="lanes"):
         OnnxMiniLMEmbedder(lanes=-1)
+
+
+def test_a_batch_holds_at_most_its_token_budget_and_a_full_window_runs_alone() -> None:
+    lengths = [256, 256, 70, 12, 12, 12, 12, 12, 300]
+    batches = length_batches(lengths, batch_size=32, max_tokens=256)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:  # padded size within budget, or one text longer than it
+        assert len(batch) * max(lengths[i] for i in batch) <= 256 or len(batch) == 1
+    assert [len(b) for b in batches] == [5, 1, 1, 1, 1]
+    # Short texts still share runs up to batch_size.
+    assert [len(b) for b in length_batches([8] * 40, batch_size=32, max_tokens=256)] == [32, 8]
+    # The CPU default runs each full window alone; a GPU gets no budget.
+    assert OnnxMiniLMEmbedder().batch_tokens == CPU_BATCH_TOKENS == 256
+    with warnings.catch_warnings():  # onnxruntime warns that CUDA is absent here
+        warnings.simplefilter("ignore")
+        gpu = OnnxMiniLMEmbedder(providers=["CUDAExecutionProvider"], lanes=1)
+    assert gpu.batch_tokens == 0
+    with pytest.raises(ValueError, match="batch_tokens"):
+        OnnxMiniLMEmbedder(batch_tokens=-1)
 
 
 def test_batches_group_similar_lengths_so_tail_windows_are_not_padded() -> None:
