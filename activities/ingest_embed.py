@@ -12,9 +12,9 @@ so the database is the checkpoint: a retry after a worker dies embeds only what 
 
 Groups of concurrent batches share model calls (`ModelQueue`): while one call runs, the
 groups that arrive wait and then go through the model together. A group of 32 chunks is
-~80 windows, cut by length into a few small runs; merged, the runs are full and of one
-length, which is ~3 % more chunks/s on two CPU cores (and more on a GPU), while each batch
-keeps its own small checkpoint.
+~80 windows, cut by length into a few small runs; merged, a GPU's runs are full and of one
+length, while each batch keeps its own small checkpoint. (On the CPU a run holds one full
+window, `keel.embedding.CPU_BATCH_TOKENS`, so merging there saves only calls.)
 """
 
 from __future__ import annotations
