@@ -195,11 +195,16 @@ async def serve_direct(
     row = attempt_row(key, context, served, "", response, ms, config.prices)
     # The key is this request's own, so the row is always new: charge the rate limits and
     # write the exact cache while it commits.
-    stores = _store(clients, config, probe, response, call, gateway, vector)
+    # Only a cacheable answer builds the store coroutine: one never awaited is a warning.
+    stores = (
+        _store(clients, config, probe, response, call, gateway, vector)
+        if cacheable
+        else asyncio.sleep(0)
+    )
     written, *redis_work = await asyncio.gather(
         record(clients.quick, row),
         charge_rate_limits(clients.redis, context.api_key_id, total_tokens(response.usage)),
-        stores if cacheable else asyncio.sleep(0),
+        stores,
         return_exceptions=True,
     )
     if isinstance(written, BaseException):
