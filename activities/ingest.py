@@ -3,15 +3,16 @@ steps, planning and the summary, are in `activities.ingest_jobs`).
 
 Each stage reads what the previous one left in the staging tables (migration 0003) and
 writes its own results there, so workflow history carries only a job id and a range of file
-ids. Each stage is also its own checkpoint: it commits per file (parse) or per document
-(chunk, upsert) and skips what an earlier attempt already finished, so a retry after a
-worker dies resumes where the dead attempt stopped instead of starting over.
+ids. Each stage is also its own checkpoint: it commits per file (parse) or per group of
+documents (chunk, upsert; up to `GROUP_DOCS`) and skips what an earlier attempt already
+finished, so a retry after a worker dies resumes where the dead attempt stopped instead of
+starting over.
 
-Exactly-once storage comes from `activities.store.store_document`: one transaction per
-document, keyed by tenant + source + content hash, which also marks the staged copy stored,
-so a retry never stores a committed document twice. Storing the same hash again writes
-nothing; the `prior_hash` noted at parse time tells "stored since this job parsed it" (a
-concurrent job with the same file) from "unchanged before this job".
+Exactly-once storage comes from `activities.store.store_staged`: one transaction per group
+of documents, each keyed by tenant + source + content hash, which also marks the staged
+copies stored, so a retry never stores a committed document twice. Storing the same hash
+again writes nothing; the `prior_hash` noted at parse time tells "stored since this job
+parsed it" (a concurrent job with the same file) from "unchanged before this job".
 
 Embedding runs on the gpu queue (`activities.ingest_embed`).
 """
@@ -39,19 +40,52 @@ from activities.ingest_rows import (
     reason_text,
 )
 from activities.staging import under_root
-from activities.store import StagedChunks, apply_invalidations, store_document
-from keel.contracts.ingest import (
-    BatchRef,
-    StageCounts,
-)
+from activities.store import StagedDocument, apply_invalidations, store_staged
+from keel.contracts.ingest import BatchRef, IngestOptions, StageCounts
 from keel.schema import EMBEDDING_DIM
 from keel.settings import Settings
 from keel.telemetry import activity_context, get_logger
+from keel.text.chunking import Chunk
 from keel.text.sections import Sections
 
 T = TypeVar("T")
 
 log = get_logger("keel.ingest")
+
+
+# A group of documents is chunked, or stored, in one transaction: the triggers that keep the
+# BM25 statistics and the corpus generation run once per statement, so a group pays them once,
+# and the worker sends a few statements a group instead of a few a document. A group is small
+# enough that a retry redoes little and the tenant's other writers wait little.
+GROUP_DOCS = 32
+CHUNK_GROUP_CHARS = 2_000_000  # text read into memory at once when chunking
+STORE_GROUP_CHUNKS = 128  # chunks copied by one store
+
+
+def _groups(items: list[tuple[int, int]], *, unit: int = CHUNK_GROUP_CHARS) -> list[list[int]]:
+    """Cut (id, size) items, in order, into groups of at most GROUP_DOCS ids and `unit` of
+    size (a larger item is a group of its own)."""
+    groups: list[list[int]] = []
+    size = 0
+    for item_id, item_size in items:
+        if not groups or len(groups[-1]) >= GROUP_DOCS or size + item_size > unit:
+            groups.append([])
+            size = 0
+        groups[-1].append(item_id)
+        size += item_size
+    return groups
+
+
+def _cut_all(
+    bodies: list[tuple[int, str]], opts: IngestOptions
+) -> list[tuple[int, list[Chunk], list[str | None]]]:
+    """Each document's chunks and the section heading each chunk starts in."""
+    cuts = []
+    for doc_id, body in bodies:
+        chunks = cut(body, opts)
+        sections = Sections(body)
+        cuts.append((doc_id, chunks, [sections.at(c.char_start) for c in chunks]))
+    return cuts
 
 
 class IngestActivities:
@@ -185,81 +219,90 @@ class IngestActivities:
     # -- chunk ---------------------------------------------------------------------------
     @activity.defn(name="ingest_chunk")
     async def chunk(self, ref: BatchRef) -> StageCounts:
-        """Cut each parsed document of the batch into token-aware chunks (commits per doc)."""
+        """Cut each parsed document of the batch into token-aware chunks (commits per group
+        of documents, `_groups`)."""
         opts = ref.options
         with activity_context(ref.tenant):
             async with self.engine.connect() as conn:
-                doc_ids = (
-                    (
-                        await conn.execute(
-                            text(
-                                "SELECT id FROM ingest_docs WHERE job_id = :j AND file_id "
-                                "BETWEEN :a AND :b AND status = 'parsed' ORDER BY id"
-                            ),
-                            {"j": ref.job_id, "a": ref.files.first, "b": ref.files.last},
-                        )
+                sizes = (
+                    await conn.execute(
+                        text(
+                            "SELECT id, length(text) FROM ingest_docs WHERE job_id = :j AND "
+                            "file_id BETWEEN :a AND :b AND status = 'parsed' ORDER BY id"
+                        ),
+                        {"j": ref.job_id, "a": ref.files.first, "b": ref.files.last},
                     )
-                    .scalars()
-                    .all()
-                )
-            for done, doc_id in enumerate(doc_ids):
+                ).all()
+            done = 0
+            for group in _groups([(r[0], r[1] or 0) for r in sizes]):
                 activity.heartbeat(done)
-                # One connection and transaction per document: read, cut, write.
+                # One transaction per group: read, cut, write.
                 async with self.engine.begin() as conn:
-                    body = (
+                    bodies = (
                         await conn.execute(
-                            text("SELECT text FROM ingest_docs WHERE id = :d"), {"d": doc_id}
+                            text("SELECT id, text FROM ingest_docs WHERE id = ANY(:d) ORDER BY id"),
+                            {"d": group},
                         )
-                    ).scalar_one()
-                    chunks = await in_thread(cut, body, opts)
-                    sections = Sections(body)
-                    if not chunks:
-                        await conn.execute(
-                            text(
-                                "UPDATE ingest_docs SET status = 'failed', error_kind = 'empty', "
-                                "error = 'no text to index' WHERE id = :d"
-                            ),
-                            {"d": doc_id},
-                        )
-                        continue
-                    await conn.execute(
-                        text("DELETE FROM ingest_chunks WHERE doc_id = :d"), {"d": doc_id}
-                    )
-                    await conn.execute(
-                        text(
-                            "INSERT INTO ingest_chunks (doc_id, position, text, token_count, "
-                            "char_start, char_end, section) VALUES (:d, :p, :x, :n, :s, :e, :h)"
-                        ),
-                        [
-                            {
-                                "d": doc_id,
-                                "p": c.position,
-                                "x": c.text,
-                                "n": c.token_count,
-                                "s": c.char_start,
-                                "e": c.char_end,
-                                "h": sections.at(c.char_start),
-                            }
-                            for c in chunks
-                        ],
-                    )
-                    await conn.execute(
-                        text(
-                            "UPDATE ingest_docs SET status = 'chunked', chunk_count = :n, "
-                            "text = NULL WHERE id = :d"
-                        ),
-                        {"d": doc_id, "n": len(chunks)},
-                    )
+                    ).all()
+                    cuts = await in_thread(_cut_all, [(r[0], r[1]) for r in bodies], opts)
+                    await self._write_chunks(conn, cuts)
+                done += len(group)
             return await self._counts(ref)
+
+    @staticmethod
+    async def _write_chunks(
+        conn: AsyncConnection, cuts: list[tuple[int, list[Chunk], list[str | None]]]
+    ) -> None:
+        empty = [doc_id for doc_id, chunks, _ in cuts if not chunks]
+        cut_docs = [(doc_id, chunks, sections) for doc_id, chunks, sections in cuts if chunks]
+        if empty:
+            await conn.execute(
+                text(
+                    "UPDATE ingest_docs SET status = 'failed', error_kind = 'empty', "
+                    "error = 'no text to index' WHERE id = ANY(:d)"
+                ),
+                {"d": empty},
+            )
+        if not cut_docs:
+            return
+        ids = [doc_id for doc_id, _, _ in cut_docs]
+        await conn.execute(text("DELETE FROM ingest_chunks WHERE doc_id = ANY(:d)"), {"d": ids})
+        await conn.execute(
+            text(
+                "INSERT INTO ingest_chunks (doc_id, position, text, token_count, "
+                "char_start, char_end, section) VALUES (:d, :p, :x, :n, :s, :e, :h)"
+            ),
+            [
+                {
+                    "d": doc_id,
+                    "p": c.position,
+                    "x": c.text,
+                    "n": c.token_count,
+                    "s": c.char_start,
+                    "e": c.char_end,
+                    "h": section,
+                }
+                for doc_id, chunks, sections in cut_docs
+                for c, section in zip(chunks, sections, strict=True)
+            ],
+        )
+        await conn.execute(
+            text(
+                "UPDATE ingest_docs d SET status = 'chunked', chunk_count = u.n, text = NULL "
+                "FROM unnest(CAST(:d AS bigint[]), CAST(:n AS int[])) AS u(id, n) "
+                "WHERE d.id = u.id"
+            ),
+            {"d": ids, "n": [len(chunks) for _, chunks, _ in cut_docs]},
+        )
 
     # -- upsert --------------------------------------------------------------------------
     @activity.defn(name="ingest_upsert")
     async def upsert(self, ref: BatchRef) -> StageCounts:
-        """Store each embedded document of the batch (one transaction each), then drop cached
-        answers that cited documents which changed."""
+        """Store the batch's embedded documents (one transaction per group of documents,
+        `_groups`), then drop cached answers that cited documents which changed."""
         with activity_context(ref.tenant):
             async with self.engine.connect() as conn:
-                docs = (
+                rows = (
                     await conn.execute(
                         text(
                             "SELECT id, source, title, metadata, content_hash, prior_hash, "
@@ -269,71 +312,78 @@ class IngestActivities:
                         {"j": ref.job_id, "a": ref.files.first, "b": ref.files.last},
                     )
                 ).all()
-            for done, doc in enumerate(docs):
+            docs = {r[0]: (StagedDocument(r[0], r[1], r[2], r[3], r[4], r[6]), r[5]) for r in rows}
+            done = 0
+            for group in _groups([(r[0], r[6]) for r in rows], unit=STORE_GROUP_CHUNKS):
                 activity.heartbeat(done)
-                await self._store(ref, *doc)
+                try:
+                    await self._store(ref, [docs[d] for d in group])
+                except (DataError, IntegrityError):
+                    # Some document of the group is unstorable (a bad value): store them one by
+                    # one, so it fails alone.
+                    for doc_id in group:
+                        try:
+                            await self._store(ref, [docs[doc_id]])
+                        except (DataError, IntegrityError) as exc:
+                            await self._fail(
+                                doc_id, "store_failed", f"cannot store document: {exc.orig}"
+                            )
+                done += len(group)
             while await apply_invalidations(self.engine, self.redis) >= 500:
                 activity.heartbeat()
             return await self._counts(ref)
 
-    async def _store(
-        self,
-        ref: BatchRef,
-        doc_id: int,
-        source: str,
-        title: str,
-        metadata: dict[str, Any],
-        digest: str,
-        prior: str | None,
-        chunk_count: int,
-    ) -> None:
-        # One transaction checks the staged chunks, copies them into the document's chunks
-        # (their vectors stay in PostgreSQL) and marks the document stored: a worker killed
+    async def _store(self, ref: BatchRef, docs: list[tuple[StagedDocument, str | None]]) -> None:
+        # One transaction checks the staged chunks, copies them into the documents' chunks
+        # (their vectors stay in PostgreSQL) and marks the documents stored: a worker killed
         # anywhere in between leaves either all of it or none of it.
-        try:
-            async with self.engine.begin() as conn:
-                staged, embedded, packed = (
+        ids = [doc.doc_id for doc, _ in docs]
+        async with self.engine.begin() as conn:
+            counts = {
+                r[0]: (r[1], r[2], r[3])
+                for r in (
                     await conn.execute(
                         text(
-                            "SELECT count(*), count(embedding), count(*) FILTER (WHERE "
+                            "SELECT doc_id, count(*), count(embedding), count(*) FILTER (WHERE "
                             "vector_dims(windows) % :dim = 0) FROM ingest_chunks "
-                            "WHERE doc_id = :d"
+                            "WHERE doc_id = ANY(:d) GROUP BY doc_id"
                         ),
-                        {"d": doc_id, "dim": EMBEDDING_DIM},
+                        {"d": ids, "dim": EMBEDDING_DIM},
                     )
-                ).one()
-                if not staged == embedded == packed == chunk_count:
+                ).all()
+            }
+            ready = []
+            for doc, prior in docs:
+                staged, embedded, packed = counts.get(doc.doc_id, (0, 0, 0))
+                if staged == embedded == packed == doc.chunk_count:
+                    ready.append((doc, prior))
+                else:
                     await self._mark_failed(
-                        conn, doc_id, "store_failed", "chunks were not all embedded"
+                        conn, doc.doc_id, "store_failed", "chunks were not all embedded"
                     )
-                    return
-                outcome = await store_document(
-                    conn,
-                    tenant_id=uuid.UUID(ref.tenant_id),
-                    source=source,
-                    title=title,
-                    metadata=metadata,
-                    content_hash=digest,
-                    chunks=StagedChunks(doc_id=doc_id, count=chunk_count),
-                )
-                written = outcome.chunks_written
-                if outcome.status == "unchanged" and prior != digest:
-                    # Stored with this exact content since this job parsed it (a concurrent
-                    # job with the same file): it is stored as this job asked, so count it.
-                    written = chunk_count
-                await conn.execute(
-                    text(
-                        "UPDATE ingest_docs SET status = 'stored', chunks_written = :w "
-                        "WHERE id = :d"
-                    ),
-                    {"d": doc_id, "w": written},
-                )
-                await conn.execute(
-                    text("DELETE FROM ingest_chunks WHERE doc_id = :d"), {"d": doc_id}
-                )
-        except (DataError, IntegrityError) as exc:
-            # The document itself is unstorable (bad value): retrying cannot help.
-            await self._fail(doc_id, "store_failed", f"cannot store document: {exc.orig}")
+            if not ready:
+                return
+            outcomes = await store_staged(conn, uuid.UUID(ref.tenant_id), [doc for doc, _ in ready])
+            written = [
+                # Stored with this exact content since this job parsed it (a concurrent job
+                # with the same file): it is stored as this job asked, so count it.
+                doc.chunk_count
+                if outcome.status == "unchanged" and prior != doc.content_hash
+                else outcome.chunks_written
+                for (doc, prior), outcome in zip(ready, outcomes, strict=True)
+            ]
+            stored = [doc.doc_id for doc, _ in ready]
+            await conn.execute(
+                text(
+                    "UPDATE ingest_docs d SET status = 'stored', chunks_written = u.w "
+                    "FROM unnest(CAST(:d AS bigint[]), CAST(:w AS int[])) AS u(id, w) "
+                    "WHERE d.id = u.id"
+                ),
+                {"d": stored, "w": written},
+            )
+            await conn.execute(
+                text("DELETE FROM ingest_chunks WHERE doc_id = ANY(:d)"), {"d": stored}
+            )
 
     async def _fail(self, doc_id: int, kind: str, reason: str) -> None:
         async with self.engine.begin() as conn:

@@ -24,6 +24,7 @@ from tests.support.ingest_corpus import (
     mixed_corpus,
     start_job,
 )
+from tests.test_bm25 import _stats_drift
 from tests.test_parsing import make_pdf
 from worker import shared_embedder
 
@@ -216,6 +217,60 @@ async def test_bad_files_get_a_reason_each_and_the_rest_is_stored(
     assert result.chunks_written == 3
 
 
+async def test_an_unstorable_document_fails_alone_and_its_group_is_stored(
+    api: httpx.AsyncClient,
+    clients: Clients,
+    caller: Caller,
+    workers: list[Worker],
+) -> None:
+    # Documents are stored a group per transaction. One the database refuses (here a CHECK
+    # constraint this test adds: a real constraint violation, raised in the group's
+    # transaction) must not take the others of its group with it.
+    files = {
+        f"group/doc-{n}.txt": f"Policy {n} covers desk booking rules.".encode() for n in range(6)
+    }
+    files["group/doc-3.txt"] = b"Policy 3 mentions the word unstorablemarker here."
+    files["group/old.txt"] = b"The old policy covered parking."
+    tid = await tenant_id(clients, caller)
+    first = await ingest(api, clients, caller, {"group/old.txt": files["group/old.txt"]})
+    assert first.documents_stored == 1
+    files["group/old.txt"] = b"The new policy covers parking and bicycles."  # updated in the group
+    async with clients.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "ALTER TABLE chunks ADD CONSTRAINT test_unstorable "
+                "CHECK (text NOT LIKE '%unstorablemarker%') NOT VALID"
+            )
+        )
+    try:
+        result = await ingest(api, clients, caller, files)
+    finally:
+        async with clients.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE chunks DROP CONSTRAINT test_unstorable"))
+    assert (result.documents_stored, result.documents_failed) == (6, 1)
+    assert [(f.source, f.kind) for f in result.failures] == [("group/doc-3.txt", "store_failed")]
+    assert "cannot store document" in result.failures[0].reason
+    stored = await rows(
+        clients,
+        "select d.source, d.version, c.text from documents d join chunks c "
+        "on c.document_id = d.id where d.tenant_id = :t order by 1",
+        t=tid,
+    )
+    assert [(s, v) for s, v, _ in stored] == [
+        ("group/doc-0.txt", 1),
+        ("group/doc-1.txt", 1),
+        ("group/doc-2.txt", 1),
+        ("group/doc-4.txt", 1),
+        ("group/doc-5.txt", 1),
+        ("group/old.txt", 2),
+    ]
+    assert stored[-1][2] == "The new policy covers parking and bicycles."
+    # The kept BM25 statistics match a recount of what was stored.
+    assert await _stats_drift(clients.engine, tid) == dict.fromkeys(
+        ("df", "postings", "chunks", "length"), 0
+    )
+
+
 async def test_last_sentence_of_a_long_chunk_is_found_by_vector_and_keyword(
     api: httpx.AsyncClient, clients: Clients, caller: Caller, workers: list[Worker]
 ) -> None:
@@ -331,6 +386,40 @@ async def test_long_job_continues_as_new_and_keeps_its_counts(
     )
     history = await clients.temporal.get_workflow_handle(job_id).fetch_history()
     assert len(history.events) < 120  # the last run only
+
+
+async def test_concurrent_jobs_with_the_same_files_store_each_document_once(
+    clients: Clients, settings: Settings, tenant: str, workers: list[Worker]
+) -> None:
+    # Two jobs store the same documents at once, in groups that overlap in opposite orders:
+    # each group locks and inserts its documents in source order, so they queue instead of
+    # deadlocking, and every document and chunk is stored exactly once.
+    files = mixed_corpus(40, seed=13)
+    docs, chunks = expected(files)
+    backwards = dict(reversed(list(files.items())))
+    jobs = [
+        await start_job(clients, settings, tenant, batch, batch_files=8, max_concurrent_batches=2)
+        for batch in (files, backwards)
+    ]
+    results: list[IngestResult] = await asyncio.gather(
+        *(clients.temporal.get_workflow_handle(j, result_type=IngestResult).result() for j in jobs)
+    )
+    for result in results:
+        assert result.documents_failed == 0
+        assert result.documents_stored + result.documents_unchanged == docs
+    tid = await ensure_tenant(clients.engine, tenant)
+    assert await scalar(clients, "select count(*) from documents where tenant_id = :t", t=tid) == (
+        docs
+    )
+    assert (
+        await scalar(clients, "select count(*) from chunks where tenant_id = :t", t=tid) == chunks
+    )
+    assert (
+        await scalar(clients, "select max(version) from documents where tenant_id = :t", t=tid) == 1
+    )
+    assert await _stats_drift(clients.engine, tid) == dict.fromkeys(
+        ("df", "postings", "chunks", "length"), 0
+    )
 
 
 async def test_cancel_stops_batches_drops_staging_and_reports_cancelled(

@@ -6,8 +6,8 @@ this history. Parse, chunk and upsert run on the cpu queue, embedding on the gpu
 in the input.
 
 Cancelling the batch cancels the running stage and waits until it has stopped, so when the
-job reports "cancelled" nothing of it is still writing. Storage is one transaction per
-document, so a cancelled batch leaves whole documents or none.
+job reports "cancelled" nothing of it is still writing. Storage is one transaction per group
+of whole documents, so a cancelled batch leaves whole documents or none.
 """
 
 from __future__ import annotations
