@@ -58,6 +58,7 @@ log = get_logger("keel.ingest")
 # and the worker sends a few statements a group instead of a few a document. A group is small
 # enough that a retry redoes little and the tenant's other writers wait little.
 GROUP_DOCS = 32
+PARSE_GROUP_BYTES = 8_000_000  # file bytes read into memory at once when parsing
 CHUNK_GROUP_CHARS = 2_000_000  # text read into memory at once when chunking
 STORE_GROUP_CHUNKS = 128  # chunks copied by one store
 
@@ -101,7 +102,8 @@ class IngestActivities:
     async def parse(self, ref: BatchRef) -> StageCounts:
         """Parse the batch's files into documents; a bad file or line is recorded, not raised.
 
-        Commits per file, and skips files an earlier attempt already parsed.
+        Commits per group of files (`_groups`: a file's documents are staged together or not
+        at all), and skips files an earlier attempt already parsed.
         """
         with activity_context(ref.tenant):
             async with self.engine.connect() as conn:
@@ -115,13 +117,32 @@ class IngestActivities:
                         {"j": ref.job_id, "a": ref.files.first, "b": ref.files.last},
                     )
                 ).all()
-            for done, row in enumerate(rows):
+            files = {r[0]: StagedFile(id=r[0], name=r[1], path=r[2], size=r[3]) for r in rows}
+            done = 0
+            for group in _groups([(f.id, f.size) for f in files.values()], unit=PARSE_GROUP_BYTES):
                 activity.heartbeat(done)
-                file = StagedFile(id=row[0], name=row[1], path=row[2], size=row[3])
-                await self._write_docs(ref, file, await self._parse_file(ref, file))
+                staged = [files[i] for i in group]
+                stored = await self._stored_bytes(staged, ref.options.max_file_bytes)
+                parsed = [(f, await self._parse_file(ref, f, stored.get(f.id))) for f in staged]
+                await self._write_docs(ref, parsed)
+                done += len(group)
             return await self._counts(ref)
 
-    async def _parse_file(self, ref: BatchRef, file: StagedFile) -> list[dict[str, Any]]:
+    async def _stored_bytes(self, files: list[StagedFile], max_bytes: int) -> dict[int, bytes]:
+        """The bytes of the files uploaded into staging (not those named by a server path, nor
+        those too large to have been staged), in one read."""
+        ids = [f.id for f in files if f.path is None and f.size <= max_bytes]
+        if not ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT id, data FROM ingest_files WHERE id = ANY(:i)"), {"i": ids}
+            )
+            return {r[0]: bytes(r[1]) for r in rows}
+
+    async def _parse_file(
+        self, ref: BatchRef, file: StagedFile, stored: bytes | None
+    ) -> list[dict[str, Any]]:
         max_bytes = ref.options.max_file_bytes
         if file.size > max_bytes:
             # Checked before reading: an oversized upload was staged without its bytes.
@@ -133,7 +154,7 @@ class IngestActivities:
                 )
             ]
         try:
-            data = await self._read(file)
+            data = stored if stored is not None else await self._read(file)
         except OSError as exc:
             return [failed_row(file.name, "unreadable", f"cannot read file: {exc}")]
         docs, errors = await in_thread(parse_bytes, file.name, data, max_bytes)
@@ -144,13 +165,7 @@ class IngestActivities:
 
     async def _read(self, file: StagedFile) -> bytes:
         if file.path is None:
-            async with self.engine.connect() as conn:
-                data = (
-                    await conn.execute(
-                        text("SELECT data FROM ingest_files WHERE id = :i"), {"i": file.id}
-                    )
-                ).scalar_one()
-            return bytes(data)
+            raise OSError("the upload's bytes are missing from staging")
         # The API checked the path against its root; the worker checks again against its
         # own, so a staging row can never make a worker read outside the configured root.
         root = self.settings.ingest_root
@@ -162,9 +177,9 @@ class IngestActivities:
         return await asyncio.to_thread(path.read_bytes)
 
     async def _write_docs(
-        self, ref: BatchRef, file: StagedFile, rows: list[dict[str, Any]]
+        self, ref: BatchRef, parsed: list[tuple[StagedFile, list[dict[str, Any]]]]
     ) -> None:
-        sources = [r["source"] for r in rows if r["status"] == "parsed"]
+        sources = [r["source"] for _, rows in parsed for r in rows if r["status"] == "parsed"]
         async with self.engine.begin() as conn:
             stored: dict[str, str] = dict(
                 (
@@ -177,14 +192,17 @@ class IngestActivities:
                     )
                 ).all()
             )
-            for row in rows:
-                if row["status"] == "parsed":
-                    row["prior"] = stored.get(row["source"])
-                    if row["prior"] == row["hash"]:
-                        row["status"] = "unchanged"
-                        row["text"] = None  # nothing left to do with it
-            # One transaction per file: a file's documents are staged all together or not at
-            # all, which is what lets a retry skip the files that have rows.
+            staged = []
+            for file, rows in parsed:
+                for row in rows:
+                    if row["status"] == "parsed":
+                        row["prior"] = stored.get(row["source"])
+                        if row["prior"] == row["hash"]:
+                            row["status"] = "unchanged"
+                            row["text"] = None  # nothing left to do with it
+                    staged.append({**row, "j": ref.job_id, "f": file.id})
+            # One transaction per group of files: a file's documents are staged all together or
+            # not at all, which is what lets a retry skip the files that have rows.
             await conn.execute(
                 text(
                     "INSERT INTO ingest_docs (job_id, file_id, source, title, metadata, text, "
@@ -192,7 +210,7 @@ class IngestActivities:
                     ":source, :title, CAST(:metadata AS jsonb), :text, :hash, :prior, :status, "
                     ":kind, :error) ON CONFLICT (job_id, source) DO NOTHING"
                 ),
-                [{**row, "j": ref.job_id, "f": file.id} for row in rows],
+                staged,
             )
 
     async def _counts(self, ref: BatchRef) -> StageCounts:
