@@ -3,8 +3,8 @@ steps, planning and the summary, are in `activities.ingest_jobs`).
 
 Each stage reads what the previous one left in the staging tables (migration 0003) and
 writes its own results there, so workflow history carries only a job id and a range of file
-ids. Each stage is also its own checkpoint: it commits per file (parse) or per group of
-documents (chunk, upsert; up to `GROUP_DOCS`) and skips what an earlier attempt already
+ids. Each stage is also its own checkpoint: it commits per group of files (parse) or of
+documents (chunk, upsert; up to `GROUP_DOCS` each) and skips what an earlier attempt already
 finished, so a retry after a worker dies resumes where the dead attempt stopped instead of
 starting over.
 
@@ -63,7 +63,7 @@ CHUNK_GROUP_CHARS = 2_000_000  # text read into memory at once when chunking
 STORE_GROUP_CHUNKS = 128  # chunks copied by one store
 
 
-def _groups(items: list[tuple[int, int]], *, unit: int = CHUNK_GROUP_CHARS) -> list[list[int]]:
+def _groups(items: list[tuple[int, int]], *, unit: int) -> list[list[int]]:
     """Cut (id, size) items, in order, into groups of at most GROUP_DOCS ids and `unit` of
     size (a larger item is a group of its own)."""
     groups: list[list[int]] = []
@@ -138,7 +138,7 @@ class IngestActivities:
             rows = await conn.execute(
                 text("SELECT id, data FROM ingest_files WHERE id = ANY(:i)"), {"i": ids}
             )
-            return {r[0]: bytes(r[1]) for r in rows}
+            return {r[0]: bytes(r[1]) for r in rows if r[1] is not None}
 
     async def _parse_file(
         self, ref: BatchRef, file: StagedFile, stored: bytes | None
@@ -252,7 +252,7 @@ class IngestActivities:
                     )
                 ).all()
             done = 0
-            for group in _groups([(r[0], r[1] or 0) for r in sizes]):
+            for group in _groups([(r[0], r[1] or 0) for r in sizes], unit=CHUNK_GROUP_CHARS):
                 activity.heartbeat(done)
                 # One transaction per group: read, cut, write.
                 async with self.engine.begin() as conn:
