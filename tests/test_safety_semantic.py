@@ -4,9 +4,9 @@ the held-out set."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from keel.contracts.safety import InjectionPolicy, SafetyPolicy
+from keel.evaluation.dataset import load_corpus
 from keel.redteam.data.build_tuning import HERE
 from keel.safety import check_input
 from keel.safety.semantic import CLASSES, HEAD_PATH, default_head, semantic_verdict
@@ -60,19 +60,13 @@ def test_pasted_documents_are_not_refused() -> None:
     # policy paragraph in eight: its benign training rows were all short questions. Whatever
     # reads meaning here must let a user paste a document into a question (the rules' own
     # refusals of a few of these are counted apart).
-    corpus = Path(__file__).parent.parent / "evals" / "corpus"
-    passages = [
-        json.loads(line)["text"]
-        for path in sorted(corpus.glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    passages = [p.text for p in load_corpus()]
     # 80 pasted documents of one to four passages (a few hundred to ~2,000 characters).
     pasted = [" ".join(passages[i : i + 1 + i % 4]) for i in range(0, 320, 4)]
-    asks = [f"Summarise this for me: {p}" for p in pasted]
-    added = [a[23:100] for a in asks if check_input(a).blocked and not _rules_block(a)]
+    added = []
+    for doc in pasted:
+        ask = f"Summarise this for me: {doc}"
+        if check_input(ask).blocked and not check_input(ask, semantic=False).blocked:
+            added.append(doc[:80])
     # Today the head adds one (a passage on the history of penicillin, read as harmful).
     assert len(added) <= 1, added
-
-
-def _rules_block(text: str) -> bool:
-    return check_input(text, semantic=False).blocked
