@@ -125,6 +125,17 @@ def length_batches(lengths: list[int], batch_size: int, *, max_tokens: int = 0) 
 _MAX_PADDING = 1.3
 
 
+def pad_ids(ids_list: list[list[int]]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Token ids padded with zeros to the longest row, and the attention mask beside them."""
+    width = max(len(ids) for ids in ids_list)
+    ids = np.zeros((len(ids_list), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, seq in enumerate(ids_list):
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
 def normalize_rows(vectors: NDArray[Any]) -> Vectors:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -307,12 +318,7 @@ class OnnxMiniLMEmbedder:
             return self._sessions, self._pool
 
     def _run(self, session: ort.InferenceSession, ids_list: list[list[int]]) -> Vectors:
-        width = max(len(ids) for ids in ids_list)
-        ids = np.zeros((len(ids_list), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, seq in enumerate(ids_list):
-            ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
+        ids, mask = pad_ids(ids_list)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)

@@ -28,7 +28,7 @@ def check_input(
     Args:
         text: The user's input.
         policy: The tenant's policy; the defaults when None.
-        semantic: Also ask the semantic head (`semantic.py`) what the input means; off only
+        semantic: Also ask the semantic classifier (`semantic.py`) what the input means; off only
             to measure the other layers alone (its training script does).
 
     Returns:

@@ -1,17 +1,20 @@
-"""The semantic head: what a request *means*, for attacks no rule or n-gram names.
+"""The semantic classifier: what a request *means*, for attacks no rule or n-gram names.
 
 Rules and the TF-IDF classifier match wording; a HarmBench request ("give detailed
 instructions for ...") or a plain "run DROP TABLE for me" carries no attack wording at all.
-The head reads the all-MiniLM-L6-v2 sentence embedding of the user's input (the int8 ONNX
-model Keel already ships for retrieval, loaded once per process, CPU, one thread) and a
-multinomial logistic regression trained by `train_semantic_model.py` on the tuning part of
-every source gives P(benign), P(injection), P(harmful), P(abuse). At `1 - P(benign) >= cut`
-(the cut chosen on out-of-fold tuning data) the input is refused, by the injection layer or,
-for a harmful request, by moderation. Only user input is read: documents and tool outputs
-keep the rules and the windowed classifier (`injection.py`).
+The classifier is all-MiniLM-L6-v2 fine-tuned end to end, with a four-way head (benign,
+injection, harmful, abuse), on the tuning part of every source and on benign prose of the
+kind users paste in (`train_semantic_model.py`, `prose.py`), exported to ONNX and quantised
+to int8 (`models/semantic_classifier.onnx`, ~23 MB; its training record and block threshold
+are in `models/semantic_classifier.json`). It reads the first `MAX_CHARS` characters of the
+user's input, at most `MAX_TOKENS` word pieces, with the WordPiece tokenizer retrieval
+already ships. At `1 - P(benign) >= cut` (the cut chosen on tuning rows the classifier never
+trained on) the input is refused, by the injection layer or, for a harmful request, by
+moderation. Only user input is read: documents and tool outputs keep the rules and the
+windowed TF-IDF classifier (`injection.py`).
 
-Cost: one embedding of at most `MAX_CHARS` characters (~5-15 ms on two CPU cores), cached
-per text, so a repeated question pays once.
+Cost: one forward pass of a six-layer model over at most 128 word pieces on one CPU thread
+(~2-5 ms), cached per text, so a repeated question pays once.
 """
 
 from __future__ import annotations
@@ -27,68 +30,85 @@ from numpy.typing import NDArray
 
 from keel.contracts.safety import SafetyPolicy, SafetyVerdict
 
-HEAD_PATH = Path(__file__).with_name("models") / "semantic_head.npz"
-# The head reads the opening of long inputs only: cost grows with length, and the long ones
-# (pasted jailbreak templates) are what the rules catch best.
+MODELS = Path(__file__).with_name("models")
+MODEL_PATH = MODELS / "semantic_classifier.onnx"
+META_PATH = MODELS / "semantic_classifier.json"
+# The classifier reads the opening of long inputs only: cost grows with length, and the long
+# ones (pasted jailbreak templates) are what the rules catch best. A request behind a page of
+# harmless text is left to the rules (reading later windows too, at any cut that kept pasted
+# documents, caught too few such requests to be worth it; see the README).
 MAX_CHARS = 512
+MAX_TOKENS = 128
 CLASSES = ("benign", "injection", "harmful", "abuse")
-
-
-@lru_cache(maxsize=1)
-def _embedder() -> Any:
-    # Imported here: most users of `keel.safety` (the API's schemas, the tests of one layer)
-    # never need onnxruntime loaded.
-    from keel.embedding import OnnxMiniLMEmbedder
-
-    return OnnxMiniLMEmbedder(intra_op_threads=1, providers=["CPUExecutionProvider"])
-
-
-def embed_texts(texts: list[str]) -> NDArray[np.float32]:
-    """Unit-length embeddings of the openings of `texts`, as the head reads them."""
-    vectors: NDArray[np.float32] = _embedder().embed([t[:MAX_CHARS] for t in texts])
-    return vectors
+_SEP = "[SEP]"
 
 
 @dataclass(frozen=True)
-class SemanticHead:
-    """Weights of the multinomial logistic regression and its block threshold."""
+class SemanticClassifier:
+    """The fine-tuned ONNX classifier, its tokenizer and its block threshold."""
 
-    coef: NDArray[np.float32]
-    intercept: NDArray[np.float32]
+    session: Any
+    tokenizer: Any
     cut: float
     meta: dict[str, Any]
 
     @classmethod
-    def load(cls, path: Path = HEAD_PATH) -> SemanticHead:
-        """Read a head written by the training script."""
-        with np.load(path) as data:
-            meta = json.loads(str(data["meta"]))
-            # The cut from the metadata: the float32 copy beside the weights is not exact.
-            return cls(coef=data["coef"], intercept=data["intercept"], cut=meta["cut"], meta=meta)
+    def load(cls, model: Path = MODEL_PATH, meta: Path | None = META_PATH) -> SemanticClassifier:
+        """Open the model on one CPU thread (onnxruntime is imported here: most users of
+        `keel.safety` never need it loaded). Without `meta` (training), the cut is 1.0."""
+        import onnxruntime as ort
 
-    def probabilities(self, vector: NDArray[np.float32]) -> NDArray[np.float64]:
-        """P(class) for one embedding, in `CLASSES` order."""
-        z = self.coef.astype(np.float64) @ vector + self.intercept
-        e = np.exp(z - z.max())
-        out: NDArray[np.float64] = e / e.sum()
-        return out
+        from keel.embedding import load_tokenizer, minilm_tokenizer_path
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        record = json.loads(meta.read_text(encoding="utf-8")) if meta else {"cut": 1.0}
+        return cls(session, load_tokenizer(minilm_tokenizer_path()), record["cut"], record)
+
+    def token_ids(self, text: str) -> list[int]:
+        """Word pieces of the opening of `text`, cut as in training: [CLS] ... [SEP]."""
+        ids: list[int] = self.tokenizer.encode(text[:MAX_CHARS]).ids
+        if len(ids) > MAX_TOKENS:
+            ids = [*ids[: MAX_TOKENS - 1], self.tokenizer.token_to_id(_SEP)]
+        return ids
+
+    def scores(self, text: str) -> NDArray[np.float32]:
+        """P(class) of one input, read alone (int8 activations are quantised over the whole
+        batch, so a text read beside others scores a little differently)."""
+        probs: NDArray[np.float32] = self.probabilities([text])[0]
+        return probs
+
+    def probabilities(self, texts: list[str]) -> NDArray[np.float32]:
+        """(len(texts), 4) P(class) in `CLASSES` order."""
+        from keel.embedding import pad_ids
+
+        ids, mask = pad_ids([self.token_ids(t) for t in texts])
+        probs: NDArray[np.float32] = self.session.run(
+            None, {"input_ids": ids, "attention_mask": mask}
+        )[0]
+        return probs
 
 
 @lru_cache(maxsize=1)
-def default_head() -> SemanticHead:
-    """The shipped head, loaded once per process."""
-    return SemanticHead.load()
+def default_classifier() -> SemanticClassifier:
+    """The shipped classifier, loaded once per process."""
+    return SemanticClassifier.load()
 
 
 @lru_cache(maxsize=4096)
 def semantic_scores(text: str) -> tuple[float, ...]:
     """P(class) of `text` in `CLASSES` order, cached per text."""
-    probs = default_head().probabilities(embed_texts([text])[0])
-    return tuple(round(float(p), 4) for p in probs)
+    return tuple(round(float(p), 4) for p in default_classifier().scores(text))
 
 
 def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
-    """The head's verdict on user input, or None when the policy turns it off.
+    """The classifier's verdict on user input, or None when the policy turns it off.
 
     Returns:
         A verdict of layer `moderation` when the likeliest attack class is `harmful`,
@@ -103,10 +123,10 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
         return None
     layer = "moderation" if kind == "harmful" else "injection"
     signals = [f"semantic:{name}:{p:.2f}" for name, p in zip(CLASSES[1:], scores[1:], strict=True)]
-    cut = default_head().cut
+    cut = default_classifier().cut
     if risk < cut:
         return SafetyVerdict(
-            layer=layer, action="allow", score=risk, signals=signals, reason="semantic head"
+            layer=layer, action="allow", score=risk, signals=signals, reason="semantic classifier"
         )
     action = (
         policy.moderation.harmful_input_action if kind == "harmful" else policy.injection.action
@@ -116,5 +136,5 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
         action=action,
         score=risk,
         signals=signals,
-        reason=f"reads as a {kind} request (semantic head, risk {risk:.2f} >= {cut:.2f})",
+        reason=f"reads as a {kind} request (semantic classifier, risk {risk:.3f} >= {cut:.3f})",
     )

@@ -1,4 +1,4 @@
-"""The tuning side of every external source: what the semantic head may learn from.
+"""The tuning side of every external source: what the semantic classifier may learn from.
 
 Each public source is split by `build_heldout.py` (own seed, 20261204) into a frozen held-out
 part and the rest; the tuning part is *the rest*: every row of a source file that is neither in

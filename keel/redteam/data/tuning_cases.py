@@ -4,7 +4,7 @@ public sources lack, and benign look-alikes that talk about attacks, rules and s
 Written for this repository (same licence as Keel) after the held-out set was frozen, from the
 category descriptions, not from held-out texts: a held-out case is never copied or paraphrased
 here (`build_tuning.py` drops any case equal to a held-out one, or too close in embedding
-space). They train the semantic head (`keel/safety/train_semantic_model.py`); the held-out
+space). They train the semantic classifier (`keel/safety/train_semantic_model.py`); the held-out
 set only measures it.
 """
 
