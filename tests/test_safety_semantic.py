@@ -89,10 +89,9 @@ def test_the_policy_turns_it_off() -> None:
 
 
 def test_pasted_documents_are_not_refused() -> None:
-    # A fine-tuned classifier that beat this head on every attack source refused one pasted
-    # policy paragraph in eight: its benign training rows were all short questions. Whatever
-    # reads meaning here must let a user paste a document into a question (the rules' own
-    # refusals of a few of these are counted apart).
+    # The first fine-tuned classifier (its benign rows all short questions) refused one pasted
+    # policy paragraph in eight. Whatever reads meaning here must let a user paste a document
+    # into a question (the rules' own refusals of a few of these are counted apart).
     passages = [p.text for p in load_corpus()]
     # 80 pasted documents of one to four passages (a few hundred to ~2,000 characters).
     pasted = [" ".join(passages[i : i + 1 + i % 4]) for i in range(0, 320, 4)]
@@ -101,5 +100,6 @@ def test_pasted_documents_are_not_refused() -> None:
         ask = f"Summarise this for me: {doc}"
         if check_input(ask).blocked and not check_input(ask, semantic=False).blocked:
             added.append(doc[:80])
-    # Today the head adds one (a passage on the history of penicillin, read as harmful).
+    # Today the classifier adds none; the logistic-regression head before it added one (a
+    # passage on the history of penicillin, read as harmful).
     assert len(added) <= 1, added
