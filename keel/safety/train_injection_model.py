@@ -47,7 +47,7 @@ GRID_FEATURES = (5_000, 10_000)
 LOOKALIKE_WEIGHT = 50.0
 # The written cases' classes that are attacks for this classifier (prompt injection and
 # jailbreaks); the other written attacks (harm, tool and tenant abuse) are left to the rules
-# and the semantic head, and are not negatives either.
+# and the semantic classifier, and are not negatives either.
 WRITTEN_INJECTION = (
     "direct_injection",
     "indirect_injection",

@@ -20,7 +20,7 @@ from keel.redteam.data.tuning_cases import ATTACKS, BENIGN
 
 HERE = Path(__file__).parent
 
-# The head's classes. Categories of the suite map onto them.
+# The semantic classifier's classes. Categories of the suite map onto them.
 CLASSES = ("benign", "injection", "harmful", "abuse")
 _CLASS_OF = {
     "direct_injection": "injection",
