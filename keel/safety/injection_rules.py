@@ -99,6 +99,16 @@ _NOT_A_FIELD = (
     r"requests?|format|field|requirements?|regulations?|laws?|on (?:my|our) account|for "
     r"(?:my|our) (?:account|company)))"
 )
+# A question about how such data is handled ("our policy on giving out phone numbers", "a
+# script for refusing a caller who asks for ...") is not a request for it.
+_NOT_ABOUT_HANDLING = (
+    r"(?:(?!\bpolic(?:y|ies)\b|\brules? (?:on|for|about)\b|\brefus|\bdeclin)[^.?!\n])"
+)
+# Nor is a question about the asker's own data ("what personal data do you keep about me?").
+_NOT_THE_ASKERS = (
+    r"(?![^.?!\n]{0,40}\babout me\b)(?![^.?!\n]{0,12}\bi (?:registered|gave|used|provided|"
+    r"signed up|entered|set up)\b)"
+)
 _PEOPLE = r"(?:users?|customers?|clients?|employees?|patients?|members?|accounts?|people|staff)"
 _TENANT = (
     r"(?:tenants?|organi[sz]ations?|orgs?|compan(?:y|ies)|customers?|clients?|workspaces?|"
@@ -561,8 +571,8 @@ RULES: tuple[Rule, ...] = (
         "third_party_pii",
         rf"\b(?:what(?:'s| is| are| was)?|which|who|give me|tell me|find|look up|show me|share|"
         rf"send me|get me|retrieve|provide|include|print|list|export|dump|extract|collect|"
-        rf"compile|paste|search)\b[^.?!\n]{{0,60}}(?<!\bmy )(?<!\bour )(?<!\bmy own )"
-        rf"\b{_PERSONAL}\b{_NOT_A_FIELD}",
+        rf"compile|paste|search)\b{_NOT_ABOUT_HANDLING}{{0,60}}(?<!\bmy )(?<!\bour )"
+        rf"(?<!\bmy own )\b{_PERSONAL}\b{_NOT_A_FIELD}{_NOT_THE_ASKERS}",
         MEDIUM,
     ),
     rule(
