@@ -141,10 +141,15 @@ RULES: tuple[Rule, ...] = (
     ),
     rule(
         "fraud",
-        r"\b(?:counterfeit|forge|forging|fake|falsify|falsifying|fabricate)\b[^.?!\n]{0,30}\b("
-        r"?:money|currency|bills|banknotes|documents?|passports?|ids?|id cards?|driver'?s "
-        r"licen[cs]es?|prescriptions?|signatures?|diplomas?|receipts?|invoices?|checks?|cheques?|"
-        r"medical records?|vaccination (?:records?|cards?))\b|\b(?:launder(?:ing)?|wash)\b"
+        # "Fake" and "counterfeit" after an article name a thing ("we received a fake invoice"):
+        # only with a verb of making, getting or using before it are they a request.
+        rf"(?:(?:\b(?:{_MAKE}|writ\w*|draft\w*|design\w*|print\w*|generat\w*|send\w*|"
+        rf"us(?:e|ing))\b[^.?!\n]{{0,20}}\b(?:a|an|the|some|my) |(?<!\ba )(?<!\ban )(?<!\bthe )"
+        rf"(?<!\bthis )(?<!\bthat )(?<!\bsome ))\b(?:counterfeit|fake)|\b(?:forge|forging|"
+        rf"falsify|falsifying|fabricate))\b[^.?!\n]{{0,30}}\b(?:money|currency|bills|banknotes|"
+        rf"documents?|passports?|ids?|id cards?|driver'?s licen[cs]es?|prescriptions?|"
+        rf"signatures?|diplomas?|receipts?|invoices?|checks?|cheques?|medical records?|"
+        rf"vaccination (?:records?|cards?))\b|\b(?:launder(?:ing)?|wash)\b"
         r"[^.?!\n]{0,20}\bmoney\b|\b(?:commit|get away with|pull off)\b[^.?!\n]{0,20}\b(?:tax|"
         r"insurance|wire|mortgage|bank|credit card|identity|benefits?|welfare|securities) "
         r"(?:fraud|theft)\b|\b(?:credit card skimm(?:ing|er)|card skimmer|carding|steal "

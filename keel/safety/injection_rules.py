@@ -569,7 +569,8 @@ RULES: tuple[Rule, ...] = (
     ),
     rule(
         "third_party_pii",
-        rf"\b(?:what(?:'s| is| are| was)?|which|who|give me|tell me|find|look up|show me|share|"
+        rf"\b(?:what(?:'s| is| are| was)?|which|who(?! (?:asks?|asked|wants?|wanted|requests?|"
+        rf"requested|calls?|called|rings?|rang)\b)|give me|tell me|find|look up|show me|share|"
         rf"send me|get me|retrieve|provide|include|print|list|export|dump|extract|collect|"
         rf"compile|paste|search)\b{_NOT_ABOUT_HANDLING}{{0,60}}(?<!\bmy )(?<!\bour )"
         rf"(?<!\bmy own )\b{_PERSONAL}\b{_NOT_A_FIELD}{_NOT_THE_ASKERS}",
@@ -733,6 +734,9 @@ _QUOTED = re.compile(
 )
 _INTRODUCER = re.compile(
     r"\b(?:like|such as|e\.g\.|saying|says|say|phrase|phrases|prompts? like|called|the words|"
+    # A state reported, not ordered: "people say the model was jailbroken".
+    r"(?:an?|the|our|their|my|your) (?:assistant|model|bot|ai|llm|chatbot|agent|system|gpt) "
+    r"(?:was|is|got|gets|had been|has been|being) |"
     r"(?:asking|asked|ask|told|tell|telling|instructing|instructed|trying to get|tried to get|"
     r"tricks?|trick(?:ed|ing)|attempts? to (?:make|get|trick)|attempted to make|make|makes|"
     r"getting)\s+(?:the |an? |its |our |your )?(?:assistant|model|bot|ai|ai system|llm|chatbot|"
