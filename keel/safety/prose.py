@@ -13,7 +13,6 @@ set or the evaluation corpus. Used by `train_semantic_model.py` only.
 
 from __future__ import annotations
 
-import ast
 import gzip
 import random
 import re
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from keel.redteam.data.build_tuning import Row
+from keel.text.docstrings import split_sentences, walk_docstrings
 
 MAX_PARAGRAPH = 440
 # Everyday requests a pasted text comes behind (not the guard test's "Summarise this for me:").
@@ -41,10 +41,9 @@ _HARM_TOPIC = re.compile(
     r"battle|kill|murder|crime|thief|steal|fraud|forg|prison|blood|corpse|death)",
     re.IGNORECASE,
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _PROSE = re.compile(r"^[A-Z][a-z]+( [a-z,;'()-]+){5,}[.!?]$")
 _CODE = re.compile(r"[=_`<>{}\[\]#@\\]|\(\)|\.\w+\(|\b(def|self|None|True|False)\b")
-_SKIP = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "pydoc_data", "ensurepip"}
+_SKIP = {"idlelib", "lib2to3", "turtledemo", "pydoc_data", "ensurepip", "site-packages"}
 
 
 def _paragraphs(units: list[str], rng: random.Random, count: int) -> list[str]:
@@ -72,21 +71,12 @@ def _paragraphs(units: list[str], rng: random.Random, count: int) -> list[str]:
 def docstring_sentences() -> list[str]:
     """Prose sentences of the standard library's docstrings, in a fixed file order."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    found: list[str] = []
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).parts
-        if any(p in _SKIP or p.startswith("test") or p == "site-packages" for p in parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(errors="ignore"))
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                doc = ast.get_docstring(node)
-                if doc:
-                    sentences = _SENTENCE.split(" ".join(doc.split()))
-                    found += [s for s in sentences if _PROSE.match(s) and not _CODE.search(s)]
+    found = [
+        s
+        for _, doc in walk_docstrings(root, skip=lambda p: p in _SKIP or p.startswith("test"))
+        for s in split_sentences(doc)
+        if _PROSE.match(s) and not _CODE.search(s)
+    ]
     return list(dict.fromkeys(found))
 
 

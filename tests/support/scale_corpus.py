@@ -19,7 +19,6 @@ Rows are written through Keel's own store code (`activities.store.upsert_documen
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import sysconfig
@@ -35,6 +34,7 @@ from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.store import ChunkRecord, upsert_document
+from keel.text.docstrings import split_sentences, walk_docstrings
 
 CORPUS = Path(__file__).resolve().parents[2] / "evals" / "corpus"
 SENTENCES_PER_CHUNK = (14, 22)  # ~300-480 words: 400-620 MiniLM tokens, like real chunks
@@ -83,7 +83,7 @@ def load_pool(embed: Any | None = None) -> Pool:
     for path in sorted(CORPUS.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             row = json.loads(line)
-            for sentence in _sentences(row["text"]):
+            for sentence in split_sentences(row["text"]):
                 groups.setdefault(str(row.get("department") or path.stem), []).append(sentence)
     for topic, found in _docstrings().items():
         groups.setdefault(topic, []).extend(found)
@@ -101,10 +101,6 @@ def load_pool(embed: Any | None = None) -> Pool:
     return Pool(sentences, departments, by_department, vectors)
 
 
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split())) if s.strip()]
-
-
 @lru_cache(maxsize=1)
 def _docstrings() -> dict[str, list[str]]:
     """Prose sentences of docstrings, by top-level package, in a fixed file order."""
@@ -113,24 +109,13 @@ def _docstrings() -> dict[str, list[str]]:
     roots += [site / name for name in PACKAGES if (site / name).is_dir()]
     found: dict[str, list[str]] = {}
     for root in roots:
-        for path in sorted(root.rglob("*.py")):
-            parts = path.relative_to(root).parts
-            if any(p in SKIP_PARTS or p.startswith("test") for p in parts):
-                continue
+        for parts, doc in walk_docstrings(
+            root, skip=lambda p: p in SKIP_PARTS or p.startswith("test")
+        ):
             topic = root.name if root.parent == site else parts[0].removesuffix(".py")
-            try:
-                tree = ast.parse(path.read_text(errors="ignore"))
-            except (SyntaxError, ValueError):
-                continue
-            for node in ast.walk(tree):
-                if isinstance(
-                    node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
-                ):
-                    doc = ast.get_docstring(node)
-                    if doc:
-                        found.setdefault(topic, []).extend(
-                            s for s in _sentences(doc) if _PROSE.match(s) and not _CODE.search(s)
-                        )
+            found.setdefault(topic, []).extend(
+                s for s in split_sentences(doc) if _PROSE.match(s) and not _CODE.search(s)
+            )
     return found
 
 
