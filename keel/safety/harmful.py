@@ -145,7 +145,11 @@ RULES: tuple[Rule, ...] = (
         # only with a verb of making, getting or using before it are they a request.
         rf"(?:(?:\b(?:{_MAKE}|writ\w*|draft\w*|design\w*|print\w*|generat\w*|send\w*|"
         rf"us(?:e|ing))\b[^.?!\n]{{0,20}}\b(?:a|an|the|some|my) |(?<!\ba )(?<!\ban )(?<!\bthe )"
-        rf"(?<!\bthis )(?<!\bthat )(?<!\bsome ))\b(?:counterfeit|fake)|\b(?:forge|forging|"
+        # Nor after a verb of noticing: "spotting fake invoices", "how to detect counterfeit notes".
+        rf"(?<!\bthis )(?<!\bthat )(?<!\bsome )(?<!\bspot )(?<!\bspotting )(?<!\bdetect )"
+        rf"(?<!\bdetecting )(?<!\brecognise )(?<!\brecognize )(?<!\brecognising )"
+        rf"(?<!\brecognizing )(?<!\bidentify )(?<!\bidentifying )(?<!\breport )(?<!\breporting )"
+        rf"(?<!\bavoid )(?<!\bavoiding )(?<!\bagainst ))\b(?:counterfeit|fake)|\b(?:forge|forging|"
         rf"falsify|falsifying|fabricate))\b[^.?!\n]{{0,30}}\b(?:money|currency|bills|banknotes|"
         rf"documents?|passports?|ids?|id cards?|driver'?s licen[cs]es?|prescriptions?|"
         rf"signatures?|diplomas?|receipts?|invoices?|checks?|cheques?|medical records?|"

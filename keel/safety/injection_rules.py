@@ -282,7 +282,8 @@ RULES: tuple[Rule, ...] = (
     rule(
         "override_code",
         r"\b(?:admin|sudo|root|override|authori[sz]ation|developer|master|emergency) "
-        r"(?:override|code|access|password|key|command|mode|privileges?)\b[^\n]{0,20}"
+        # Within the clause: "my admin password; what is the reset procedure" grants nothing.
+        r"(?:override|code|access|password|key|command|mode|privileges?)\b[^\n.;?]{0,20}"
         r"(?:granted|enabled|activated|accepted|[:=]|is)",
         MEDIUM,
     ),
@@ -756,7 +757,8 @@ DEFENSIVE = re.compile(
     r"lecture|article|blog|quiz|phrases? like|attacks?|attackers?|malicious|jailbreaks?|"
     r"prompt injection|glossary|definition|refers to|incident|logged|phishing|scam|suspicious|"
     r"spam|fraud(?:ulent)?|report(?:s|ed|ing)?|how should|what should|what do (?:i|we) say|"
-    r"support script|macro|faq|help-?cent(?:re|er)|caller|quiz|slides?|poster|"
+    r"support script|macro|faq|help-?cent(?:re|er)|caller|quiz|slides?|poster|what happens (?:if|"
+    r"when)|"
     r"workshop|cheat sheet|lesson|moderators?|tester|social[- ]engineer\w*)\b"
 )
 # Single quotes open only at a word start, so the apostrophe in "neighbour's" closes nothing.
