@@ -21,6 +21,8 @@ _MAKE = (
     r"enrich\w*|plant\w*|hid(?:e|ing)|sneak\w*)"
 )
 _HOW = (
+    # Not a request reported ("the bot was asked how to make ..."): what someone else asked.
+    r"(?<!\bwas asked )(?<!\bwere asked )(?<!\bbeen asked )(?<!\bbeing asked )(?<!\bis asked )"
     r"(?:how (?:to|do i|do you|can i|could i|would i|should i|might i|would one|can one|does "
     r"one)|step[- ]by[- ]step|instructions?|recipe|guide|tutorial|detailed|walk me through|"
     r"teach me|explain how to|show me how|the best way to|ways to|methods? (?:to|for)|"
@@ -63,6 +65,14 @@ _MALWARE = (
     r"polymorphic code|sql injection payloads? to)"
 )
 
+# What is written *about* a topic, not the thing itself: "a definition of malware".
+_ABOUT_IT = (
+    r"(?:definition|explanation|overview|history|summary|description|glossary|policy|training|"
+    r"quiz|poster|awareness|article|essay|lesson|report on|newsletter)"
+)
+# Production verbs before a description of content ("write a post praising ...").
+_PUBLISH = r"(?:write|create|draft|compose|make|generate|craft|publish|give me|help me)"
+
 RULES: tuple[Rule, ...] = (
     rule(
         "weapons",
@@ -88,7 +98,8 @@ RULES: tuple[Rule, ...] = (
     rule(
         "malware",
         rf"\b(?:write|create|develop|code|build|generate|program|make|design|give me|craft|"
-        rf"deploy|spread|distribute)\b[^.?!\n]{{0,40}}\b{_MALWARE}|\b{_HOW}\b[^.?!\n]{{0,40}}"
+        rf"deploy|spread|distribute)\b(?![^.?!\n]{{0,30}}\b{_ABOUT_IT}\b)[^.?!\n]{{0,40}}"
+        rf"\b{_MALWARE}|\b{_HOW}\b[^.?!\n]{{0,40}}"
         rf"\b(?:hack|break) into\b|\b(?:hack|break into|gain (?:unauthori[sz]ed )?access to|"
         rf"take over|compromise)\b[^.?!\n]{{0,40}}\b(?:someone(?:'s)?|my (?:ex|neighbou?r|boss|"
         rf"wife|husband|girlfriend|boyfriend)(?:'s)?|an? (?:bank|hospital|government|voting|"
@@ -267,7 +278,13 @@ RULES: tuple[Rule, ...] = (
     rule(
         "incitement",
         r"\binciting (?:hatred|violence|hate)|\bincite\w*\b[^.?!\n]{0,30}\b(?:hatred|violence|"
-        r"hate|riots?|genocide)|\b(?:glorif|prais|celebrat|justif)\w*\b[^.?!\n]{0,40}"
+        r"hate|riots?|genocide)|"
+        # Content described ("moderators saw a post praising ...") is no request, unless a
+        # verb of producing comes first.
+        rf"(?:\b{_PUBLISH}\b[^.?!\n]{{0,30}}|(?<!\bpost )(?<!\bposts )(?<!\bvideo )(?<!\bvideos )"
+        r"(?<!\bcomment )(?<!\bcomments )(?<!\bcontent )(?<!\bmessage )(?<!\bmessages )"
+        r"(?<!\baccount )(?<!\bmaterial )(?<!\bspeech )(?<!\bgroup )(?<!\bgroups )(?<!\btweet )"
+        r"(?<!\bchannel ))\b(?:glorif|prais|celebrat|justif)\w*\b[^.?!\n]{0,40}"
         r"\b(?:terroris[tm]s?|terror attacks?|mass shoot\w*|school shoot\w*|massacres?|genocide|"
         r"hitler|nazis?|isis|al-?qaeda|9/11 (?:attacks|hijackers))",
         STRONG,

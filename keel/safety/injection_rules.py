@@ -759,7 +759,8 @@ DEFENSIVE = re.compile(
     r"spam|fraud(?:ulent)?|report(?:s|ed|ing)?|how should|what should|what do (?:i|we) say|"
     r"support script|macro|faq|help-?cent(?:re|er)|caller|quiz|slides?|poster|what happens (?:if|"
     r"when)|"
-    r"workshop|cheat sheet|lesson|moderators?|tester|social[- ]engineer\w*)\b"
+    r"workshop|cheat sheet|lesson|moderators?|tester|social[- ]engineer\w*|does (?:our|the|your) "
+    r"(?:assistant|bot|chatbot|system|model|filter))\b"
 )
 # Single quotes open only at a word start, so the apostrophe in "neighbour's" closes nothing.
 _QUOTED = re.compile(
@@ -780,7 +781,8 @@ _INTRODUCER = re.compile(
     r"(?:customer|caller|user|client|someone|somebody|people|person|they|he|she|attacker|"
     r"scammer|sender|email|message|text|tester)s? (?:\w+ )?(?:asks?|asked|asking|wants?|wanted|"
     r"tells?|told|telling|demands?|demanded|begs?|begged|keeps? asking|insists?|insisted|"
-    r"requests?|requested|tries to get|tried to get)(?: that)? (?:(?:me|us|you|i|we|agents?|"
+    r"requests?|requested|tries to get|tried to get|wrote|writes|typed|types|posted|pasted|"
+    r"sent|entered|said)(?: that)? (?:(?:me|us|you|i|we|agents?|"
     r"support|staff|(?:the |a |an |our |its )?(?:bot|assistant|agent|chatbot|team|ai|model))"
     r"\s+)?(?:to\s+)?|\brequests? to)\s*"
     r"[:,]?\s*$"
