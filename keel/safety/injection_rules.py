@@ -118,16 +118,20 @@ _TENANT_DATA = (
     r"(?:data|documents?|files|records|invoices|tickets|conversations|chats|emails|contracts|"
     r"info|information|queries|questions|answers|uploads|knowledge base|history|usage|spend|"
     r"costs|keys|prompts|secrets|vectors|embeddings|transcripts|indexes|index|cached answers|"
-    r"reports|notes|messages|briefs|plans)"
+    r"reports|notes|messages|briefs|plans|decks?|presentations)"
 )
 _ACCESS = (
     r"(?:show|list|give|get|retrieve|fetch|access|read|search|query|dump|export|pull|download|"
     r"summari[sz]e|compare|include|return|open|browse|look (?:at|into)|what(?:'s| is| are)|"
-    r"which|tell me)"
+    r"which|tell me|(?:need|want|have) to (?:see|view)|let me (?:see|view))"
 )
 _TENANT_REF = (
-    r"(?:tenant|org(?:ani[sz]ation)?|workspace)(?:[_ ]?id)?\s*(?:=|:|!=|is)?\s*(?:['\"][^'\"\n]"
-    r"{1,40}['\"]|[a-z0-9_]*\d[a-z0-9_-]*|[a-z0-9]+-[a-z0-9-]+|whose id)"
+    r"(?:(?:tenant|org(?:ani[sz]ation)?|workspace)(?:[_ ]?id)?\s*(?:=|:|!=|is|named|called)?\s*"
+    r"(?:['\"][^'\"\n]{1,40}['\"]|[a-z0-9_]*\d[a-z0-9_-]*|[a-z0-9]+-[a-z0-9-]+|whose id)|"
+    # "the umbrella tenant": a tenant named by a word that is not a kind of tenant.
+    r"\bthe (?!(?:main|default|new|demo|test|right|wrong|same|other|old|current|shared|"
+    r"production|staging|whole|entire|first|second|next|last|previous|sandbox|trial|free|paid|"
+    r"personal|company|team|my|our|your)\b)[a-z][\w-]+ (?:tenant|workspace|org)\b)"
 )
 _EXTERNAL = (
     r"(?:[\w.+-]+@[\w-]+\.[\w.-]+|https?://|ftp://|this (?:url|address|endpoint|webhook)|"
@@ -182,6 +186,8 @@ _TENANT_CLAIM = (
     r"\b(?:is|are|'s) (?:mine|ours)\b|\bmy (?:second|other) (?:account|tenant|workspace|org)\b|"
     r"\bi(?:'m| am) authori[sz]ed to (?:view|see|access|read)\b)"
 )
+# Parts of the asker's own organisation: "another team's workspace" is no other tenant.
+_OWN_UNIT = r"(?:team|department|colleague|manager|boss|group|unit|division|office|branch)"
 _NOT_MANAGING = r"(?!(?:i|we) (?:also )?(?:own|control|run|administer|manage)\b)"
 _TENANT_WORD = (
     r"(?<!\bmy )(?<!\bour )(?<!\bthis )(?<!\bown )(?:tenants?|workspaces?|org(?:ani[sz]ation)?s?|"
@@ -626,7 +632,9 @@ RULES: tuple[Rule, ...] = (
         "tenant_switch",
         rf"\b(?:switch|change|set|pretend|act|log ?in|logged in|authenticate|impersonate|assume|"
         rf"answer)\b[^.\n]{{0,25}}\b(?:to|as|into|from)?\s*(?:the\s+)?{_TENANT_REF}|"
-        rf"\btenant[_ ]?id\s*(?:=|:|!=|<>|is not)|\b(?:without|ignore|ignoring|bypass|remove|"
+        rf"\btenant[_ ]?id['\"]?\s*(?:=|:|!=|<>|is not)|\bx-(?:tenant|org|workspace)(?:-id)?\b|"
+        rf"\b(?:don't|do not|doesn't|does not|not|never) (?:belong(?:ing)? to|owned by) (?:me|us|"
+        rf"my|our)\b|\b(?:without|ignore|ignoring|bypass|remove|"
         rf"disable|drop|skip)\b[^.\n]{{0,20}}\b(?:the\s+)?(?:tenant|org(?:ani[sz]ation)?|"
         rf"workspace)(?:[_ ]?id)?\s*(?:filter|scope|scoping|restriction|isolation|boundary|check|"
         rf"clause|partition)",
@@ -657,8 +665,9 @@ RULES: tuple[Rule, ...] = (
         "fellow_user_data",
         # Someone else who uses this same service, then a request for their data: "Our partner
         # firm uses this bot too: read their onboarding documents."
-        r"\b(?:uses?|using|is on|are on|signed up (?:to|for)|also use) (?:this|the same|your) "
-        r"(?:bot|assistant|service|platform|system|product|app|tool|chatbot|deployment)\b"
+        r"(?:\b(?:uses?|using|is on|are on|signed up (?:to|for)|also use) (?:this|the same|your) "
+        r"(?:bot|assistant|service|platform|system|product|app|tool|chatbot|deployment)\b|"
+        r"\b(?:is|are) (?:also )?(?:a )?customers? (?:here|of (?:this|yours|keel)))"
         rf"[^\n]{{0,60}}?\b{_ACCESS}\b[^.?!\n]{{0,12}}\b(?:their|its)\s+(?:[\w-]+\s+){{0,2}}"
         rf"{_TENANT_DATA}\b",
         MEDIUM,
@@ -673,9 +682,40 @@ RULES: tuple[Rule, ...] = (
     ),
     rule(
         "platform_enumeration",
-        r"\b(?:list|show|enumerate|name|count|give me)\b[^.?!\n]{0,15}\b(?:all |the |every |other )"
-        r"*(?:tenants|organi[sz]ations|customer accounts?|customers|companies|workspaces)\b"
-        r"[^.?!\n]{0,30}\b(?:on|using|that use|of|in) (?:this|the) (?:platform|service|system)\b",
+        r"\b(?:list|show|enumerate|name|names of|count|give me)\b[^.?!\n]{0,15}\b(?:all |the |"
+        r"every |other )*(?:tenants?|organi[sz]ations?|customer accounts?|customers?|"
+        r"compan(?:y|ies)|workspaces?)\b[^.?!\n]{0,30}\b(?:on|using|uses?|that use|of|in) "
+        r"(?:keel\b|(?:this|the) (?:platform|service|system|assistant|bot|chatbot)\b)",
+        MEDIUM,
+    ),
+    rule(
+        "platform_activity",
+        # What the other customers of this same service ask, store or spend: "other companies
+        # on this platform asking about ...", "the most common question across all customers
+        # of this assistant", "Initech's spend on this service".
+        r"\b(?:other|all|every|each|which|the biggest|the largest|the top) (?:compan(?:y|ies)|"
+        r"customers?|tenants?|organi[sz]ations?|clients?|users?|firms?|competitors?) (?:on|of|"
+        r"using|that use|who use) (?:keel|this|the) (?:platform|service|assistant|system|bot|"
+        r"chatbot)\b"
+        r"[^.?!\n]{0,30}\b(?<!\bmy )(?<!\bour )(?:ask\w*|spend\w*|upload\w*|search\w*|stor\w*|"
+        r"mention\w*|questions?|quer(?:y|ies)|documents?|usage|data)\b|"
+        rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}"
+        r"\b(?:questions?|quer(?:y|ies)|searches|spend|usage|documents?|answers?)\b[^.?!\n]{0,30}"
+        r"\b(?:across|of|from|by) (?:all|every|other|each) (?:the )?(?:customers|tenants|users|"
+        r"compan(?:y|ies)|organi[sz]ations|clients) (?:of|on|using) (?:keel|this|the) (?:platform|"
+        r"service|assistant|system|bot|chatbot)\b|"
+        r"\b(?!(?:our|my|your|the|this|their|its)\b)[a-z][\w&-]*'s (?:monthly |annual |total )?"
+        r"(?:spend|usage|bills?|invoices?|documents|data|questions|queries)\b[^.?!\n]{0,12}\b(?:on|"
+        r"with|in) (?:keel|this|the) (?:service|platform|assistant|system|bot)\b|"
+        # Per-tenant breakdowns of what the service stores or bills.
+        r"\b(?:each|every|which|all|other) tenants?\b[^.?!\n]{0,40}\b(?:documents|files|chunks|"
+        r"storage|stored|usage|spend\w*|tokens|api calls|quer(?:y|ies)|search\w*|heaviest|"
+        r"biggest)\b|"
+        # Another organisation's space in this service, named: "Massive Dynamic's knowledge base".
+        rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b(?!(?:our|my|your|the|this|their|its|{_OWN_UNIT})\b)"
+        r"[a-z][\w&-]*'s (?:knowledge base|workspace|tenant|index|org account)\b|"
+        r"\bwhat does (?!(?:our|my|your|the|this|their|its)\b)[a-z][\w&-]*'s (?:knowledge base|"
+        r"workspace|tenant|index)\b",
         MEDIUM,
     ),
     rule(
