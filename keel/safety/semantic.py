@@ -10,7 +10,9 @@ are in `models/semantic_classifier.json`). It reads the first `MAX_CHARS` charac
 user's input, at most `MAX_TOKENS` word pieces, with the WordPiece tokenizer retrieval
 already ships. At `1 - P(benign) >= cut` (the cut chosen on tuning rows the classifier never
 trained on) the input is refused, by the injection layer or, for a harmful request, by
-moderation. Only user input is read: documents and tool outputs keep the rules and the
+moderation. A question framed as being *about* harm (protecting from it, recognising or
+reporting it, one's own policy on it, a high-level account of it) is refused only at
+`FRAMED_CUT`. Only user input is read: documents and tool outputs keep the rules and the
 windowed TF-IDF classifier (`injection.py`).
 
 Cost: one forward pass of a six-layer model over at most 128 word pieces on one CPU thread
