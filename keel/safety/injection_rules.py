@@ -186,6 +186,12 @@ _TENANT_CLAIM = (
     r"\b(?:is|are|'s) (?:mine|ours)\b|\bmy (?:second|other) (?:account|tenant|workspace|org)\b|"
     r"\bi(?:'m| am) authori[sz]ed to (?:view|see|access|read)\b)"
 )
+# What a user's own documents are called: a table or an index in one is no data store.
+_DOCUMENT = (
+    r"(?:handbook|document|doc|docs|report|spreadsheet|sheet|file|pdf|page|slides?|deck|book|"
+    r"manual|guide|policy|appendix|chapter|section|export|attachment|contract|presentation|"
+    r"memo|minutes|invoice|proposal|paper|article|workbook|csv)s?"
+)
 # Parts of the asker's own organisation: "another team's workspace" is no other tenant.
 _OWN_UNIT = r"(?:team|department|colleague|manager|boss|group|unit|division|office|branch)"
 _NOT_MANAGING = r"(?!(?:i|we) (?:also )?(?:own|control|run|administer|manage)\b)"
@@ -592,7 +598,12 @@ RULES: tuple[Rule, ...] = (
         r"[^.\n]{0,30}\b(?:the |your |entire |whole |full |raw |complete )+(?:(?:customers?|users?|"
         r"clients?|employees?|vector|production|internal)\s+)*(?:database|db|table|tables|"
         r"datastore|data store|vector store|index|records|customer list|user list|"
-        r"mailing list|crm)\b",
+        r"mailing list|crm)\b"
+        # Not a part of a document: "the index of the handbook", "the records in the attached
+        # spreadsheet", "the table of contents", "the CRM export".
+        rf"(?!\s+(?:of contents|{_DOCUMENT})\b)(?!\s+(?:of|in|from|on)\s+(?:(?:the|this|that|"
+        rf"our|my|your|an?|attached|uploaded|pasted|enclosed|latest|last|q\d)\s+)*"
+        rf"(?:[\w-]+\s+){{0,2}}?{_DOCUMENT}\b)",
         STRONG,
     ),
     rule(
