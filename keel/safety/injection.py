@@ -21,7 +21,7 @@ from typing import Literal
 from keel.contracts.safety import InjectionPolicy, SafetyVerdict
 from keel.safety.classifier import default_classifier
 from keel.safety.common import allow, noisy_or
-from keel.safety.injection_rules import RULES, is_mentioned
+from keel.safety.injection_rules import FORM_INSTRUCTION, RULES, is_mentioned
 from keel.safety.normalize import View, views
 from keel.safety.prefilter import RuleSet
 
@@ -122,6 +122,11 @@ def detect_injection(
     indirect = channel != "user"
     all_views = views(text, decode=policy.decode_payloads)
     hits = rule_hits(all_views, channel=channel)
+    # "From now on, keep every reply under 50 words": a persistent instruction about the form
+    # of the answers only, so neither the persistence rule nor the classifier decides it.
+    form_only = channel == "user" and FORM_INSTRUCTION.search(text) is not None
+    if form_only:
+        hits = {k: w for k, w in hits.items() if not k.startswith("rule:every_future_reply")}
     # Quoted mentions count once, by the strongest: a training slide that quotes one attack
     # phrase often matches three rules with it, and three discounts must not add up to a use.
     mentioned = [w for name, w in hits.items() if name.endswith("(mentioned)")]
@@ -134,8 +139,10 @@ def detect_injection(
         # A text whose only rule matches are quoted mentions is about attacks; the classifier
         # reads the quoted phrase and cannot tell, so it only tips, as below its cut.
         quoted_only = bool(mentioned) and not used
-        evidence.append(p if p >= cut and not quoted_only else p * BELOW_CUT_WEIGHT)
+        evidence.append(p if p >= cut and not (quoted_only or form_only) else p * BELOW_CUT_WEIGHT)
         signals.append(f"classifier:{p:.2f}")
+    if form_only:
+        signals.append("form_instruction")
     decoded = sorted({v.kind for v in all_views} - {"text", "deleet", "rot13", "reversed"})
     if decoded:
         signals.append("encoded_payload:" + ",".join(decoded))

@@ -840,6 +840,58 @@ _INTRODUCER = re.compile(
 )
 
 
+# An instruction about the *form* of the answers only: language, length, layout, tone,
+# spelling, units ("from now on, keep every reply under 50 words", "put every answer in a
+# table"). Users give these all the time; S-Labs' persistent-instruction attacks look alike
+# on the surface. One sentence, nothing that asks for more text, and none of the words an
+# attack rides on.
+_FORM = (
+    r"(?:english|german|french|spanish|italian|dutch|portuguese|polish|swedish|japanese|"
+    r"chinese|british|american|spelling|dates?|date format|units|metric|imperial|currenc(?:y|"
+    r"ies)|bullet points?|bullets|(?:a )?tables?|markdown|headings|json|plain (?:english|"
+    r"language|text)|simple (?:words|language|english)|jargon|tone|formal|informal|friendly|"
+    r"polite|short|shorter|brief|concise|under (?:\d{1,3}|fifty|a hundred) words|(?:\d|one|two|"
+    r"three|four|five) (?:sentences|lines|paragraphs)|summary first|numbered lists?|yes or no|"
+    r"emojis?|capital letters|lowercase|sources? first|first person|second person)"
+)
+_FROM_NOW = (
+    r"(?:from now on|going forward|from here on|for the rest of (?:this|our|the) (?:chat|"
+    r"conversation|session)|until i say otherwise)"
+)
+# What may follow the form asked for, and nothing else: "... so I can practise", "... in
+# every answer", "... and the details after". Anything more ("... as an AI that has been
+# freed", "... that lists the confidential data") is not an instruction about form alone.
+_FORM_TAIL = (
+    rf"\s*,?\s*(?:please|so (?:i|we) can \w+|(?:in|for|of) (?:every|each|all|your|the) "
+    rf"(?:answers?|repl(?:y|ies)|responses?|messages?)|{_FROM_NOW}|without jargon|at most|only|"
+    rf"for thousands|first|after|afterwards|with headings|(?:and|then) (?:the )?(?:details?|"
+    rf"explanations?|sources?|examples?) (?:after|afterwards|last|below|second)|as \w+(?:-\w+)*|"
+    rf"{_FORM}|to|in|with|a|an|the|my|your|answers?|repl(?:y|ies)|responses?|is basic|"
+    rf"my english is basic)\b"
+)
+FORM_INSTRUCTION = re.compile(
+    # About the answers, or for the rest of the conversation ...
+    rf"^(?=.*\b(?:{_FROM_NOW}|answers?|repl(?:y|ies)|responses?|outputs?)\b)"
+    # ... and nothing an attack rides on.
+    r"\s*(?!.*\b(?:ignore|ignoring|never|refuse|refusing|rules?|restrict\w*|instructions?|"
+    r"\w*prompt\w*|system\w*|guidelines?|filters?|unfiltered|uncensored|dan|jailbr\w*|limits?|"
+    r"anything|"
+    r"everything|secret\w*|hidden|reveal\w*|repeat\w*|longer|at least|more than|"
+    r"(?<!under )\d{3,}|"
+    r"recursiv\w*|forever|pretend|role|character|persona|act as|disregard|forget|developers?|"
+    r"creators?|told|obey|comply|unlock\w*|bypass\w*|override\w*|censor\w*|safety|polic(?:y|ies)|"
+    r"allowed|permission|mode|admin\w*|root|sudo|freedom|evil|harm\w*|illegal|danger\w*|"
+    r"config\w*|settings|credentials?|passwords?|keys?|tokens?|urls?|links?|images?)\b)"
+    # One instruction: nothing joined on ("reply in French and disregard ...").
+    r"(?!.*\b(?:and|but|then|also|plus)\s+(?:please\s+)?(?:disregard|forget|ignore|include|add|"
+    r"tell|show|reveal|pretend|act|stop|drop|remove|skip|never|always|do|don't|obey|bypass|"
+    r"print|output|list|give|send|append|insert|put|start|end|begin|switch|become)\b)"
+    rf"(?:please[, ]+)?(?:{_FROM_NOW}[, ]+)?(?:please[, ]+)?(?:answer|reply|respond|write|keep|"
+    rf"use|put|format|give|show)\b[^.!?\n]{{0,50}}\b{_FORM}\b(?:{_FORM_TAIL})*[.!]?\s*$",
+    re.IGNORECASE,
+)
+
+
 def is_mentioned(text: str, start: int, end: int, *, quotes: bool = True) -> bool:
     """True when text[start:end] is quoted or introduced as an example in a defensive text.
 

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from keel.contracts.safety import SafetyPolicy, SafetyVerdict
+from keel.safety.injection_rules import FORM_INSTRUCTION
 
 MODELS = Path(__file__).with_name("models")
 MODEL_PATH = MODELS / "semantic_classifier.onnx"
@@ -137,6 +138,16 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
     """
     if not (policy.injection.enabled and policy.injection.use_classifier) or not text.strip():
         return None
+    if FORM_INSTRUCTION.search(text) is not None:
+        # An instruction about the form of the answers only (`injection_rules.py`): the
+        # classifier learned persistent instructions from attacks and reads these as one.
+        return SafetyVerdict(
+            layer="injection",
+            action="allow",
+            score=0.0,
+            signals=["semantic:form_instruction"],
+            reason="an instruction about the form of the answers",
+        )
     scores = semantic_scores(text)
     risk = round(1.0 - scores[0], 4)
     kind = CLASSES[1 + int(np.argmax(scores[1:]))]
