@@ -866,8 +866,7 @@ _FORM_TAIL = (
     rf"(?:answers?|repl(?:y|ies)|responses?|messages?)|{_FROM_NOW}|without jargon|at most|only|"
     rf"for thousands|first|after|afterwards|with headings|(?:and|then) (?:the )?(?:details?|"
     rf"explanations?|sources?|examples?) (?:after|afterwards|last|below|second)|as \w+(?:-\w+)*|"
-    rf"{_FORM}|to|in|with|a|an|the|my|your|answers?|repl(?:y|ies)|responses?|is basic|"
-    rf"my english is basic)\b"
+    rf"{_FORM}|to|in|with|a|an|the|my|your|answers?|repl(?:y|ies)|responses?)\b"
 )
 FORM_INSTRUCTION = re.compile(
     # About the answers, or for the rest of the conversation ...
