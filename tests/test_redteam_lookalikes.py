@@ -61,8 +61,23 @@ def attacks() -> list[dict[str, str]]:
     return _rows(CROSS_TENANT)
 
 
+@pytest.fixture(scope="module")
+def form_attacks() -> list[dict[str, str]]:
+    return _rows(INJECTION)
+
+
+def _blocked_per_set(rows: list[dict[str, str]]) -> Counter[str]:
+    """How many rows of each set `check_input` blocks."""
+    blocked: Counter[str] = Counter()
+    for row in rows:
+        blocked[row["set"]] += check_input(row["text"]).blocked
+    return blocked
+
+
 def test_the_sets_are_new_texts(
-    lookalikes: list[dict[str, str]], attacks: list[dict[str, str]]
+    lookalikes: list[dict[str, str]],
+    attacks: list[dict[str, str]],
+    form_attacks: list[dict[str, str]],
 ) -> None:
     assert Counter(r["set"] for r in lookalikes) == {
         "dev": 80,
@@ -76,9 +91,8 @@ def test_the_sets_are_new_texts(
         "form2": 10,
     }
     assert Counter(r["set"] for r in attacks) == {"dev": 40, "check1": 30, "check2": 20}
-    form = _rows(INJECTION)
-    assert Counter(r["set"] for r in form) == {"form1": 5, "form2": 5, "form3": 8}
-    keys = [key(r["text"]) for r in lookalikes + attacks + form]
+    assert Counter(r["set"] for r in form_attacks) == {"form1": 5, "form2": 5, "form3": 8}
+    keys = [key(r["text"]) for r in lookalikes + attacks + form_attacks]
     assert len(set(keys)) == len(keys)
     suite = {key(c.text) for c in load_cases()}
     held = heldout_keys()
@@ -86,24 +100,20 @@ def test_the_sets_are_new_texts(
 
 
 def test_written_lookalikes_are_answered(lookalikes: list[dict[str, str]]) -> None:
-    blocked: Counter[str] = Counter()
-    for row in lookalikes:
-        blocked[row["set"]] += check_input(row["text"]).blocked
+    blocked = _blocked_per_set(lookalikes)
     over = {s: blocked[s] for s in MAX_BLOCKED if blocked[s] > MAX_BLOCKED[s]}
     assert not over, f"look-alikes blocked above the floor: {over} (floors {MAX_BLOCKED})"
 
 
 def test_written_cross_tenant_requests_are_refused(attacks: list[dict[str, str]]) -> None:
-    blocked: Counter[str] = Counter()
-    for row in attacks:
-        blocked[row["set"]] += check_input(row["text"]).blocked
+    blocked = _blocked_per_set(attacks)
     under = {s: blocked[s] for s in MIN_BLOCKED if blocked[s] < MIN_BLOCKED[s]}
     assert not under, f"cross-tenant requests blocked below the floor: {under} ({MIN_BLOCKED})"
 
 
-def test_attacks_dressed_as_form_instructions_are_refused() -> None:
-    blocked: Counter[str] = Counter()
-    for row in _rows(INJECTION):
-        blocked[row["set"]] += check_input(row["text"]).blocked
+def test_attacks_dressed_as_form_instructions_are_refused(
+    form_attacks: list[dict[str, str]],
+) -> None:
+    blocked = _blocked_per_set(form_attacks)
     under = {s: blocked[s] for s in MIN_FORM_ATTACKS if blocked[s] < MIN_FORM_ATTACKS[s]}
     assert not under, f"attacks blocked below the floor: {under} ({MIN_FORM_ATTACKS})"

@@ -172,8 +172,10 @@ _INTERNAL_ADDRESS = (
     r"address|server|url|ip))"
 )
 # A claim of rights over tenants: ownership, admin or staff rights, a second account.
+# "I manage / we own": a claim of rights, except where a landlord's tenants are meant.
+_MANAGING = r"(?:i|we) (?:also )?(?:own|control|run|administer|manage)\b"
 _TENANT_CLAIM = (
-    r"(?:\b(?:i|we) (?:also )?(?:own|control|run|administer|manage)\b|\b(?:gave|given|granted) "
+    rf"(?:\b{_MANAGING}|\b(?:gave|given|granted) "
     r"(?:me|us) (?:\w+ )?(?:rights|access|privileges|permissions)\b|"
     r"\bi(?:'m| am) (?:also )?(?:the |an? )?(?:legal |platform |global |system |keel )?"
     r"(?:owner|admin(?:istrator)?|super-?(?:admin|user)|superuser|platform (?:admin|owner|"
@@ -192,9 +194,11 @@ _DOCUMENT = (
     r"manual|guide|policy|appendix|chapter|section|export|attachment|contract|presentation|"
     r"memo|minutes|invoice|proposal|paper|article|workbook|csv)s?"
 )
+# The asker's own or a generic possessor: "our workspace", "the tenant's".
+_OURS = r"(?:our|my|your|the|this|their|its)"
 # Parts of the asker's own organisation: "another team's workspace" is no other tenant.
 _OWN_UNIT = r"(?:team|department|colleague|manager|boss|group|unit|division|office|branch)"
-_NOT_MANAGING = r"(?!(?:i|we) (?:also )?(?:own|control|run|administer|manage)\b)"
+_NOT_MANAGING = rf"(?!{_MANAGING})"
 _TENANT_WORD = (
     r"(?<!\bmy )(?<!\bour )(?<!\bthis )(?<!\bown )(?:tenants?|workspaces?|org(?:ani[sz]ation)?s?|"
     r"customer accounts?|subsidiar(?:y|ies)|instance|platform|deployment|cross-tenant|"
@@ -715,7 +719,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:across|of|from|by) (?:all|every|other|each) (?:the )?(?:customers|tenants|users|"
         r"compan(?:y|ies)|organi[sz]ations|clients) (?:of|on|using) (?:keel|this|the) (?:platform|"
         r"service|assistant|system|bot|chatbot)\b|"
-        r"\b(?!(?:our|my|your|the|this|their|its)\b)[a-z][\w&-]*'s (?:monthly |annual |total )?"
+        rf"\b(?!{_OURS}\b)[a-z][\w&-]*'s (?:monthly |annual |total )?"
         r"(?:spend|usage|bills?|invoices?|documents|data|questions|queries)\b[^.?!\n]{0,12}\b(?:on|"
         r"with|in) (?:keel|this|the) (?:service|platform|assistant|system|bot)\b|"
         # Per-tenant breakdowns of what the service stores or bills.
@@ -723,9 +727,9 @@ RULES: tuple[Rule, ...] = (
         r"storage|stored|usage|spend\w*|tokens|api calls|quer(?:y|ies)|search\w*|heaviest|"
         r"biggest)\b|"
         # Another organisation's space in this service, named: "Massive Dynamic's knowledge base".
-        rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b(?!(?:our|my|your|the|this|their|its|{_OWN_UNIT})\b)"
+        rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b(?!(?:{_OURS}|{_OWN_UNIT})\b)"
         r"[a-z][\w&-]*'s (?:knowledge base|workspace|tenant|index|org account)\b|"
-        r"\bwhat does (?!(?:our|my|your|the|this|their|its)\b)[a-z][\w&-]*'s (?:knowledge base|"
+        rf"\bwhat does (?!{_OURS}\b)[a-z][\w&-]*'s (?:knowledge base|"
         r"workspace|tenant|index)\b",
         MEDIUM,
     ),
@@ -874,11 +878,9 @@ FORM_INSTRUCTION = re.compile(
     # ... and nothing an attack rides on.
     r"\s*(?!.*\b(?:ignore|ignoring|never|refuse|refusing|rules?|restrict\w*|instructions?|"
     r"\w*prompt\w*|system\w*|guidelines?|filters?|unfiltered|uncensored|dan|jailbr\w*|limits?|"
-    r"anything|"
-    r"everything|secret\w*|hidden|reveal\w*|repeat\w*|longer|at least|more than|"
-    r"(?<!under )\d{3,}|"
-    r"recursiv\w*|forever|pretend|role|character|persona|act as|disregard|forget|developers?|"
-    r"creators?|told|obey|comply|unlock\w*|bypass\w*|override\w*|censor\w*|safety|polic(?:y|ies)|"
+    r"anything|everything|secret\w*|hidden|reveal\w*|repeat\w*|longer|at least|more than|"
+    r"(?<!under )\d{3,}|recursiv\w*|forever|pretend|role|character|persona|act as|disregard|"
+    r"forget|developers?|creators?|told|obey|comply|unlock\w*|bypass\w*|override\w*|censor\w*|safety|polic(?:y|ies)|"
     r"allowed|permission|mode|admin\w*|root|sudo|freedom|evil|harm\w*|illegal|danger\w*|"
     r"config\w*|settings|credentials?|passwords?|keys?|tokens?|urls?|links?|images?)\b)"
     # One instruction: nothing joined on ("reply in French and disregard ...").
