@@ -62,6 +62,22 @@ _ABOUT_HARM = re.compile(
     r"of)\b",
     re.IGNORECASE,
 )
+# A request whose source is the asker's own documents or data ("using my uploaded leases",
+# "in the pentest report we uploaded", "search our docs for ...", "a query on our audit_log
+# table") or that exercises their rights over their own data
+# ("a GDPR export of my own personal data"): the classifier reads the topic ("tenants",
+# "exploits", "export") as an attack; these are the documents and data the asker owns. The
+# same stricter cut applies; the rules still read every word.
+_OWN_SOURCE = re.compile(
+    r"\b(?:(?:using|from|in|according to|based on|per) (?:my|our|the) (?:own )?(?:uploaded|"
+    r"attached|shared|ingested)\b|(?:we|i) (?:uploaded|attached|ingested|shared with you)\b|"
+    r"(?:gdpr|ccpa|data subject|subject access) (?:export|request|access request|rights?)\b|"
+    r"(?:export|copy|download) of my (?:own )?(?:personal )?data\b|my own (?:personal )?data\b|"
+    r"(?:search|check|scan|look through|go through|query|grep) (?:our|my) (?:own )?(?:[\w-]+ )"
+    r"{0,2}?(?:docs|documents|files|wiki|handbook|policies|knowledge base|records|logs?|tables?|"
+    r"database)\b|(?:on|against|over|in) (?:our|my) [\w-]+ (?:table|log|logs|database)\b)",
+    re.IGNORECASE,
+)
 _SEP = "[SEP]"
 
 
@@ -156,10 +172,13 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
     layer = "moderation" if kind == "harmful" else "injection"
     signals = [f"semantic:{name}:{p:.2f}" for name, p in zip(CLASSES[1:], scores[1:], strict=True)]
     cut = default_classifier().cut
-    framed = _ABOUT_HARM.search(text[:MAX_CHARS]) is not None
-    if framed:
+    opening = text[:MAX_CHARS]
+    if _ABOUT_HARM.search(opening) is not None:
         cut = max(cut, FRAMED_CUT)
         signals.append("semantic:framed_as_about")
+    elif _OWN_SOURCE.search(opening) is not None:
+        cut = max(cut, FRAMED_CUT)
+        signals.append("semantic:own_source")
     if risk < cut:
         return SafetyVerdict(
             layer=layer, action="allow", score=risk, signals=signals, reason="semantic classifier"
