@@ -113,6 +113,7 @@ def test_pasted_documents_are_not_refused() -> None:
     [
         "Can I request a GDPR export of my own personal data from our HR system?",
         "Using my uploaded leases, list which tenants renew in the next 90 days.",
+        "Our invoices from Vaskor SA are in the payables folder. Total them by month.",
     ],
 )
 def test_a_request_over_the_askers_own_data_needs_a_surer_classifier(text: str) -> None:

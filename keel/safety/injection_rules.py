@@ -635,7 +635,8 @@ RULES: tuple[Rule, ...] = (
         "dump_store",
         # Not "show who accessed the customer database": a question about the store.
         r"\b(?:dump|export|output|print|show|list|download|reveal|give me|exfiltrate|leak)\b"
-        r"(?:(?!\b(?:who|whom|when|whether|why|how)\b)[^.\n]){0,30}"
+        r"(?:(?!\b(?:who|whom|when|whether|why|how|schema|structure|columns|column names)\b)"
+        r"[^.\n]){0,30}"
         r"\b(?:the |your |entire |whole |full |raw |complete )+(?:(?:customers?|users?|"
         r"clients?|employees?|vector|production|internal)\s+)*(?:database|db|table|tables|"
         r"datastore|data store|vector store|index|records|customer list|user list|"
@@ -666,7 +667,14 @@ RULES: tuple[Rule, ...] = (
         rf"competitor's|competitor)\s+{_TENANT}(?:'s?)?\s+(?:[\w-]+\s+){{0,3}}?{_TENANT_DATA}\b|"
         rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b{_TENANT_DATA} (?:[\w-]+ ){{0,3}}(?:from|of|by|for|"
         rf"belonging to|uploaded by|asked by|in) (?:all |every |each |other |another |different )"
-        rf"(?:other )?{_TENANT}\b",
+        rf"(?:other )?{_TENANT}\b|"
+        # Another organisation named by its kind, or one "like us": "how another law firm
+        # structured their knowledge base", "the invoice of a comparable tenant on our plan".
+        rf"\b{_ACCESS}\b[^.?!\n]{{0,40}}\b(?:another|other|a comparable|comparable|a similar|"
+        r"similar|peer) (?:[\w-]+ )?(?:firms?|business(?:es)?|banks?|hospitals?|agenc(?:y|ies)|"
+        rf"insurers?|practices?|{_TENANT})(?:'s?)?\s+(?:[\w-]+\s+){{0,3}}?{_TENANT_DATA}\b|"
+        rf"\b{_TENANT_DATA} (?:[\w-]+ ){{0,3}}(?:for|of|from) (?:a )?(?:comparable|similar|peer) "
+        rf"{_TENANT}\b",
         MEDIUM,
     ),
     rule(
@@ -839,6 +847,22 @@ RULES: tuple[Rule, ...] = (
         rf"\b{_ACCESS}\b[^.?!\n]{{0,6}}\btheir (?:last \d+ |recent |latest |top \d+ )?"
         r"(?:conversations|chats?|chat history|transcripts|prompts)\b",
         WEAK,
+    ),
+    rule(
+        "whole_service",
+        # The whole service as the scope of a request for what others put in it: "the last ten
+        # files uploaded to the service overall", "each conversation held on the service
+        # today", "has anyone else on the platform uploaded ...", "storage used on the service".
+        r"(?<!\bwe )(?<!\bi )(?<!\bwe've )(?<!\bi've )(?<!\bwe have )(?<!\bi have )(?<!\bour )"
+        r"\b(?:upload\w*|stored|held|asked|searched|storage used|spen[dt]|conversations?|chats?)\b"
+        r"[^.?!\n]{0,20}\b(?:on|to|across|in) (?:the|this|your) (?:service|platform)"
+        r"(?: overall| as a whole)?\b(?! (?:for|by) (?:us|me|my|our)\b)|"
+        r"\b(?:anyone|anybody|someone|somebody|everyone|people|other people) (?:else )?"
+        r"(?:on|using) (?:the|this|your) (?:platform|service|assistant)\b|"
+        r"\b(?:pretend|assume|act as if|imagine|treat it as if)\b[^.\n]{0,20}\b(?:permission|"
+        r"access|authori[sz]ation|tenant|scope|ownership) checks? (?:returned|passed|succeeded|is|"
+        r"was|came back) (?:true|ok|okay|successful|fine|positive)\b",
+        MEDIUM,
     ),
     rule(
         "service_membership",

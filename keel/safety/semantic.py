@@ -75,7 +75,9 @@ _OWN_SOURCE = re.compile(
     r"(?:export|copy|download) of my (?:own )?(?:personal )?data\b|my own (?:personal )?data\b|"
     r"(?:search|check|scan|look through|go through|query|grep) (?:our|my) (?:own )?(?:[\w-]+ )"
     r"{0,2}?(?:docs|documents|files|wiki|handbook|policies|knowledge base|records|logs?|tables?|"
-    r"database)\b|(?:on|against|over|in) (?:our|my) [\w-]+ (?:table|log|logs|database)\b)",
+    r"database)\b|(?:on|against|over|in) (?:our|my) [\w-]+ (?:table|log|logs|database)\b|"
+    r"(?:our|my) (?:own )?(?:[\w-]+ ){0,2}?(?:docs|documents|files|folders?|index|invoices|"
+    r"contracts|records|spreadsheets?|uploads|uploaded files)\b)",
     re.IGNORECASE,
 )
 _SEP = "[SEP]"
