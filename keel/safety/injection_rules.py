@@ -735,7 +735,8 @@ RULES: tuple[Rule, ...] = (
     ),
     rule(
         "across_tenants",
-        rf"{_NOT_ISOLATION}\b(?:across|from|for|of|in) (?:all|every|each|every other|all other|"
+        rf"\b(?=(?:across|from|for|of|in) ){_NOT_ISOLATION}(?:across|from|for|of|in) (?:all|every|"
+        r"each|every other|all other|"
         r"other) (?:tenants|organi[sz]ations|workspaces|customers' (?:accounts|workspaces))\b|"
         r"\b(?:all|every|other) (?:tenants|organi[sz]ations|workspaces)'\s+(?:[\w-]+\s+){0,2}"
         r"(?:documents|data|files|indexes|chats|transcripts)\b",
@@ -807,7 +808,8 @@ RULES: tuple[Rule, ...] = (
         # What the service's other customers ask, spend or store: "the most common questions
         # across all your customers", "compare our usage to your three biggest customers, with
         # their names", "a spend-by-tenant breakdown".
-        rf"{_NOT_ISOLATION}\b(?:(?:across|from|among|by|for|between) (?:all |each of |every one "
+        rf"\b(?=(?:across|from|among|by|for|between|of) ){_NOT_ISOLATION}(?:(?:across|from|among|"
+        rf"by|for|between) (?:all |each of |every one "
         rf"of |any of )?|of (?:all |each of |every one of )){_SERVICE_CUSTOMERS}|"
         rf"{_SERVICE_CUSTOMERS}[^.?!\n]{{0,40}}\b(?:names?|spend\w*|usage|questions?|ask\w*|"
         r"upload\w*|documents?|data|numbers|quer(?:y|ies)|prompts|chats?|conversations|"
@@ -853,8 +855,9 @@ RULES: tuple[Rule, ...] = (
         # The whole service as the scope of a request for what others put in it: "the last ten
         # files uploaded to the service overall", "each conversation held on the service
         # today", "has anyone else on the platform uploaded ...", "storage used on the service".
+        r"\b(?=upload|stored|held|asked|searched|storage used|spen[dt]|conversation|chat)"
         r"(?<!\bwe )(?<!\bi )(?<!\bwe've )(?<!\bi've )(?<!\bwe have )(?<!\bi have )(?<!\bour )"
-        r"\b(?:upload\w*|stored|held|asked|searched|storage used|spen[dt]|conversations?|chats?)\b"
+        r"(?:upload\w*|stored|held|asked|searched|storage used|spen[dt]|conversations?|chats?)\b"
         r"[^.?!\n]{0,20}\b(?:on|to|across|in) (?:the|this|your) (?:service|platform)"
         r"(?: overall| as a whole)?\b(?! (?:for|by) (?:us|me|my|our)\b)|"
         r"\b(?:anyone|anybody|someone|somebody|everyone|people|other people) (?:else )?"
