@@ -160,15 +160,6 @@ def test_injection_signal_names_the_view_it_was_decoded_from() -> None:
         'Write a unit test checking that our filter blocks "ignore previous instructions".',
         "What does this base64 say: SGVsbG8sIHdvcmxkIQ==",
         "How can we tell if our chatbot was jailbroken?",
-    ],
-)
-def test_injection_allows_look_alike_benign_text(text: str) -> None:
-    assert detect_injection(text).action == "allow"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
         # A quoted verb is a word searched for; "show who accessed" asks about the store; a
         # unit test quotes the payload it feeds the sanitiser (each refused before stop 33).
         'List each place the word "override" appears in our release policy.',
@@ -176,7 +167,7 @@ def test_injection_allows_look_alike_benign_text(text: str) -> None:
         'Write unit tests for our sanitiser with inputs like "\'; DROP TABLE orders;--".',
     ],
 )
-def test_words_searched_for_and_payloads_under_test_are_not_used(text: str) -> None:
+def test_injection_allows_look_alike_benign_text(text: str) -> None:
     assert detect_injection(text).action == "allow"
 
 
