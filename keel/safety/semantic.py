@@ -12,11 +12,15 @@ already ships. At `1 - P(benign) >= cut` (the cut chosen on tuning rows the clas
 trained on) the input is refused, by the injection layer or, for a harmful request, by
 moderation. A question framed as being *about* harm (protecting from it, recognising or
 reporting it, one's own policy on it, a high-level account of it) is refused only at
-`FRAMED_CUT`. Only user input is read: documents and tool outputs keep the rules and the
+`FRAMED_CUT`. What it lets through is read a second time by the abuse classifier
+(`models/abuse_classifier.onnx`: the same recipe, also trained on independent writers'
+rows), which refuses only what it reads as abuse: other tenants' data, tools, budget, mass
+personal data. Only user input is read: documents and tool outputs keep the rules and the
 windowed TF-IDF classifier (`injection.py`).
 
-Cost: one forward pass of a six-layer model over at most 128 word pieces on one CPU thread
-(~2-5 ms), cached per text, so a repeated question pays once.
+Cost: a forward pass of a six-layer model over at most 128 word pieces on one CPU thread
+(~2-5 ms), two for an input the first lets through, cached per text, so a repeated question
+pays once.
 """
 
 from __future__ import annotations
@@ -37,6 +41,19 @@ from keel.safety.injection_rules import FORM_INSTRUCTION
 MODELS = Path(__file__).with_name("models")
 MODEL_PATH = MODELS / "semantic_classifier.onnx"
 META_PATH = MODELS / "semantic_classifier.json"
+# A second classifier, trained the same way plus the independent writers' rows
+# (`train_semantic_model.py --written`), read for its abuse class only: requests for other
+# tenants' data, tool, budget and personal-data abuse. As a whole it refuses fewer requests for
+# harm than the first (the writers' benign rows on sensitive topics pull its harmful class
+# back), so it does not replace it; where it reads a text as abuse it adds a refusal, and on
+# the tuning side and every written look-alike set it refuses no benign text the first lets
+# through (README).
+ABUSE_MODEL_PATH = MODELS / "abuse_classifier.onnx"
+ABUSE_META_PATH = MODELS / "abuse_classifier.json"
+# It is asked only where the first classifier's risk reaches this: every text of the tuning
+# side and the written sets that it refuses has a risk of 0.015 or more there, and 84 % of
+# everyday prompts (tuning fold 0) stay below, so most inputs pay one forward pass.
+ABUSE_FLOOR = 0.005
 # The classifier reads the opening of long inputs only: cost grows with length, and the long
 # ones (pasted jailbreak templates) are what the rules catch best. A request behind a page of
 # harmless text is left to the rules (reading later windows too, at any cut that kept pasted
@@ -147,6 +164,18 @@ def semantic_scores(text: str) -> tuple[float, ...]:
     return tuple(round(float(p), 4) for p in default_classifier().scores(text))
 
 
+@lru_cache(maxsize=1)
+def abuse_classifier() -> SemanticClassifier:
+    """The abuse classifier, loaded once per process on first need."""
+    return SemanticClassifier.load(ABUSE_MODEL_PATH, ABUSE_META_PATH)
+
+
+@lru_cache(maxsize=4096)
+def abuse_scores(text: str) -> tuple[float, ...]:
+    """The abuse classifier's P(class) of `text` in `CLASSES` order, cached per text."""
+    return tuple(round(float(p), 4) for p in abuse_classifier().scores(text))
+
+
 def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
     """The classifier's verdict on user input, or None when the policy turns it off.
 
@@ -175,14 +204,18 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
     signals = [f"semantic:{name}:{p:.2f}" for name, p in zip(CLASSES[1:], scores[1:], strict=True)]
     cut = default_classifier().cut
     opening = text[:MAX_CHARS]
+    framed = True
     if _ABOUT_HARM.search(opening) is not None:
-        cut = max(cut, FRAMED_CUT)
         signals.append("semantic:framed_as_about")
     elif _OWN_SOURCE.search(opening) is not None:
-        cut = max(cut, FRAMED_CUT)
         signals.append("semantic:own_source")
+    else:
+        framed = False
+    if framed:
+        cut = max(cut, FRAMED_CUT)
     if risk < cut:
-        return SafetyVerdict(
+        abuse = _abuse_verdict(text, policy, framed=framed) if risk >= ABUSE_FLOOR else None
+        return abuse or SafetyVerdict(
             layer=layer, action="allow", score=risk, signals=signals, reason="semantic classifier"
         )
     action = (
@@ -194,4 +227,24 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
         score=risk,
         signals=signals,
         reason=f"reads as a {kind} request (semantic classifier, risk {risk:.3f} >= {cut:.3f})",
+    )
+
+
+def _abuse_verdict(text: str, policy: SafetyPolicy, *, framed: bool) -> SafetyVerdict | None:
+    """A refusal when the abuse classifier reads `text` as abuse at its cut (the framed cut
+    for a framed request, as for the first classifier); None otherwise."""
+    scores = abuse_scores(text)
+    risk = round(1.0 - scores[0], 4)
+    cut = max(abuse_classifier().cut, FRAMED_CUT) if framed else abuse_classifier().cut
+    if CLASSES[1 + int(np.argmax(scores[1:]))] != "abuse" or risk < cut:
+        return None
+    return SafetyVerdict(
+        layer="injection",
+        action=policy.injection.action,
+        score=risk,
+        signals=[
+            f"semantic_abuse:{name}:{p:.2f}"
+            for name, p in zip(CLASSES[1:], scores[1:], strict=True)
+        ],
+        reason=f"reads as an abuse request (abuse classifier, risk {risk:.3f} >= {cut:.3f})",
     )

@@ -28,7 +28,9 @@ environment (torch is not one of Keel's dependencies)::
 
 About 17 minutes on two CPU cores (dict-gcide 0.48.5, wordnet-base 3.0, Python 3.11's
 standard library). Fixed seeds; a rerun on another CPU may differ in the last digits of the
-weights.
+weights. With `--written` the same recipe also learns from the independent writers' rows
+(`written_training.jsonl`) and writes the abuse classifier (`abuse_classifier.onnx`), of which
+`semantic.py` reads only the abuse class.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from keel.redteam.data.build_tuning import CLASSES, HERE, Row, tuning_rows
 from keel.redteam.heldout import load_heldout
 from keel.safety.prose import prose_rows
 from keel.safety.semantic import (
+    ABUSE_META_PATH,
+    ABUSE_MODEL_PATH,
     MAX_CHARS,
     MAX_TOKENS,
     META_PATH,
@@ -78,12 +82,19 @@ MANIFEST = HERE / "tuning_manifest.json"
 # Benign prose rows (`prose.py`), for training only.
 PROSE_DOCSTRINGS = 3000
 PROSE_DICTIONARY = 3000
+# Rows by independent writers (SOURCES.md), for training only (`--written`): a group per source.
+WRITTEN_TRAINING = HERE / "written_training.jsonl"
+# The sets that measure the rules and the classifier (`tests/test_redteam_lookalikes.py`): a
+# training row this close to one of their texts is dropped, so they stay out of sample.
+WRITTEN_EVALUATION = ("written_lookalikes.jsonl", "written_cross_tenant.jsonl")
+NEAR_EVALUATION = 0.9
 
 
 def _weights(rows: list[Row]) -> NDArray[np.float64]:
     """Each class keeps its share of the tuning rows, but inside it each source weighs the
     same, so 8,000 S-Labs prompts do not drown 135 written look-alikes. The prose rows are
-    sources of the benign class that do not add to its share."""
+    sources of the benign class that do not add to its share; the independent writers' rows
+    (`--written`) add to their class's, which lifts the few abuse rows of the tuning side."""
     size: dict[tuple[str, str], int] = defaultdict(int)
     groups: dict[str, set[str]] = defaultdict(set)
     per_class: dict[str, int] = defaultdict(int)
@@ -139,15 +150,34 @@ def _choose_cut(rows: list[Row], p_attack: NDArray[np.float64], base: NDArray[np
     return cut
 
 
-def _near_duplicates(texts: list[str]) -> set[int]:
-    """Rows within `NEAR_DUPLICATE` cosine of a held-out text (retrieval's int8 embedding)."""
+def _near_duplicates(texts: list[str], others: list[str], cosine: float) -> set[int]:
+    """Indices of `texts` within `cosine` of one of `others` (retrieval's int8 embedding)."""
     from keel.embedding import OnnxMiniLMEmbedder
 
     embedder = OnnxMiniLMEmbedder(providers=["CPUExecutionProvider"])
     x = embedder.embed([t[:MAX_CHARS] for t in texts])
-    h = embedder.embed([c.text[:MAX_CHARS] for c in load_heldout()])
+    h = embedder.embed([t[:MAX_CHARS] for t in others])
     sims = x @ h.T
-    return {int(i) for i in np.nonzero(sims.max(axis=1) >= NEAR_DUPLICATE)[0]}
+    return {int(i) for i in np.nonzero(sims.max(axis=1) >= cosine)[0]}
+
+
+def written_rows() -> list[Row]:
+    """The independent writers' training rows, less any close to an evaluation text."""
+    rows = []
+    with WRITTEN_TRAINING.open(encoding="utf-8") as lines:
+        for i, line in enumerate(lines):
+            item = json.loads(line)
+            if item["label"] not in CLASSES:
+                raise ValueError(f"{WRITTEN_TRAINING.name}:{i + 1}: unknown class {item['label']}")
+            group = f"written-{item['source']}"
+            rows.append(Row(f"{group}-{i}", group, item["label"], item["text"]))
+    evaluation = [
+        json.loads(line)["text"]
+        for name in WRITTEN_EVALUATION
+        for line in (HERE / name).read_text(encoding="utf-8").splitlines()
+    ]
+    near = _near_duplicates([r.text for r in rows], evaluation, NEAR_EVALUATION)
+    return [r for i, r in enumerate(rows) if i not in near]
 
 
 def _ranges(ids: list[str]) -> dict[str, str]:
@@ -268,30 +298,39 @@ def _fine_tune(texts: list[str], y: NDArray[np.int64], w: NDArray[np.float64], o
         quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8)
 
 
-def train(root: Path, debian: Path) -> dict[str, Any]:
+def train(root: Path, debian: Path, *, written: bool = False) -> dict[str, Any]:
+    """Train, choose the cut and write the model: the semantic classifier, or with `written`
+    the abuse classifier (the same recipe plus the independent writers' rows)."""
+    model_path, meta_path = (
+        (ABUSE_MODEL_PATH, ABUSE_META_PATH) if written else (MODEL_PATH, META_PATH)
+    )
     rows, exact = tuning_rows(root)
     # S-Labs attacks are the TF-IDF classifier's (`train_injection_model.py`): their synthetic
     # style pulls everyday "how do I ..." questions towards attack. Their benign rows stay, as
     # everyday negatives.
     rows = [r for r in rows if not (r.label == "injection" and r.group.startswith("slabs"))]
     prose = prose_rows(debian, SEED, PROSE_DOCSTRINGS, PROSE_DICTIONARY)
-    near = _near_duplicates([r.text for r in rows + prose])
+    if written:
+        prose += written_rows()
+    heldout = [c.text for c in load_heldout()]
+    near = _near_duplicates([r.text for r in rows + prose], heldout, NEAR_DUPLICATE)
     dropped = sorted((rows + prose)[i].id for i in near)
     prose = [r for i, r in enumerate(prose) if i + len(rows) not in near]
     rows = [r for i, r in enumerate(rows) if i not in near]
     y = np.array([CLASSES.index(r.label) for r in rows])
     fold = _folds(y)
-    # The prose rows train only: the cut is chosen, and the fold measured, on tuning rows.
+    # The prose and written rows train only: the cut is chosen, and the fold measured, on
+    # tuning rows.
     train_rows = [rows[i] for i in np.nonzero(fold != CUT_FOLD)[0]] + prose
     cut_rows = [rows[i] for i in np.nonzero(fold == CUT_FOLD)[0]]
     _fine_tune(
         [r.text for r in train_rows],
         np.array([CLASSES.index(r.label) for r in train_rows]),
         _weights(train_rows),
-        MODEL_PATH,
+        model_path,
     )
     # The cut, on the fold the classifier never saw, from the int8 model as shipped.
-    classifier = SemanticClassifier.load(MODEL_PATH, None)
+    classifier = SemanticClassifier.load(model_path, None)
     p_attack = np.array([1.0 - classifier.scores(r.text)[0] for r in cut_rows], dtype=np.float64)
     base = _rules_block(cut_rows)
     cut = _choose_cut(cut_rows, p_attack, base)
@@ -314,8 +353,14 @@ def train(root: Path, debian: Path) -> dict[str, Any]:
             "head_lr": HEAD_LR,
             "scale": SCALE,
             "rows": len(train_rows),
-            "prose_rows": len(prose),
-            "prose_sha256": hashlib.sha256("\n".join(r.text for r in prose).encode()).hexdigest(),
+            "prose_rows": sum(r.group.startswith("prose") for r in prose),
+            "written_rows": {
+                g: sum(r.group == g for r in prose)
+                for g in sorted({r.group for r in prose if r.group.startswith("written")})
+            },
+            "prose_sha256": hashlib.sha256(
+                "\n".join(r.text for r in prose if r.group.startswith("prose")).encode()
+            ).hexdigest(),
         },
         "cut": cut,
         "rows": len(rows),
@@ -327,7 +372,7 @@ def train(root: Path, debian: Path) -> dict[str, Any]:
         "cut_fold_classifier_only": _rates(cut_rows, p_attack >= cut),
         "cut_fold_combined": _rates(cut_rows, base | (p_attack >= cut)),
     }
-    META_PATH.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     manifest = {k: meta[k] for k in ("seed", "rows", "rows_per_source", "tuning_ids_sha256")}
     manifest |= {"dropped_heldout_exact": exact, "dropped_heldout_near": dropped}
     manifest["ids"] = _ranges([r.id for r in rows])
@@ -341,8 +386,13 @@ def main() -> None:
     parser.add_argument(
         "--debian", type=Path, required=True, help="dict-gcide and wordnet-base, unpacked"
     )
+    parser.add_argument(
+        "--written",
+        action="store_true",
+        help="train the abuse classifier: also learn from the independent writers' rows",
+    )
     args = parser.parse_args()
-    meta = train(args.unpacked, args.debian)
+    meta = train(args.unpacked, args.debian, written=args.written)
     for name in ("cut_fold_rules_only", "cut_fold_classifier_only", "cut_fold_combined"):
         sys.stdout.write(f"{name}: {json.dumps(meta[name], sort_keys=True)}\n")
     sys.stdout.write(f"cut {meta['cut']}, {meta['rows']} rows\n")
