@@ -30,12 +30,12 @@ LOOKALIKES = HERE / "written_lookalikes.jsonl"
 CROSS_TENANT = HERE / "written_cross_tenant.jsonl"
 INJECTION = HERE / "written_injection.jsonl"
 # The `final` sets, never read: 17/80 look-alikes and 24/50 requests blocked at the start of
-# stop 33, 17 and 32 with its rules, 17 and 37 with the abuse classifier of stop 34.
-FINAL_LOOKALIKES = 17
+# stop 33, 17 and 32 with its rules, 15 and 37 with the second classifier of stop 34.
+FINAL_LOOKALIKES = 15
 FINAL_CROSS_TENANT = 37
 # Stop 34's third independent writer (never read): 12/120 look-alikes and 33/60 requests
-# blocked at the stop's start, 12 and 41 with the abuse classifier.
-INDEP3_LOOKALIKES = 12
+# blocked at the stop's start, 11 and 41 with the second classifier.
+INDEP3_LOOKALIKES = 11
 INDEP3_CROSS_TENANT = 41
 # Most look-alikes blocked per set with the rules and models of stop 32 (with those at the
 # stop's start: dev 12/80, check1 5/60, check2 7/60, check3 2/50, check4 6/40, tenant1 0/30,
@@ -51,9 +51,10 @@ MAX_BLOCKED = {
     "form1": 0,
     "form2": 1,
     # Stop 33, independent writers (at the stop's start: 6/70, 6/70, 2/30, final 17/80; the
-    # second round's benign requests over one's own cache, index and bills: 5/40).
-    "indep-a": 1,
-    "indep-b": 5,
+    # second round's benign requests over one's own cache, index and bills: 5/40); indep-a 1
+    # and indep-b 5 before the second classifier (stop 34).
+    "indep-a": 0,
+    "indep-b": 4,
     "indep-tenant": 0,
     "indep2": 1,
     "final": FINAL_LOOKALIKES,
@@ -62,7 +63,7 @@ MAX_BLOCKED = {
 # Fewest cross-tenant requests blocked per set (at the stop's start: 25/40, 20/30, 13/20).
 # Stop 33, independent writers: indep 36/60, final 24/50 and the second round indep2 21/60 at
 # the stop's start.
-# With the abuse classifier (stop 34): dev 36 -> 37, indep 50 -> 51, indep2 27 -> 30.
+# With the second classifier (stop 34): dev 36 -> 37, indep 50 -> 51, indep2 27 -> 30.
 MIN_BLOCKED = {
     "dev": 37,
     "check1": 28,

@@ -12,14 +12,15 @@ already ships. At `1 - P(benign) >= cut` (the cut chosen on tuning rows the clas
 trained on) the input is refused, by the injection layer or, for a harmful request, by
 moderation. A question framed as being *about* harm (protecting from it, recognising or
 reporting it, one's own policy on it, a high-level account of it) is refused only at
-`FRAMED_CUT`. What it lets through is read a second time by the abuse classifier
-(`models/abuse_classifier.onnx`: the same recipe, also trained on independent writers'
-rows), which refuses only what it reads as abuse: other tenants' data, tools, budget, mass
-personal data. Only user input is read: documents and tool outputs keep the rules and the
-windowed TF-IDF classifier (`injection.py`).
+`FRAMED_CUT`. A second classifier (`models/second_classifier.onnx`: the same recipe, also
+trained on independent writers' rows) gives a second opinion both ways: of what the first
+lets through it refuses what it reads as abuse (other tenants' data, tools, budget, mass
+personal data), and a refusal of the first stands only if it does not read the text as
+plainly benign (risk < `VETO`). Only user input is read: documents and tool outputs keep the
+rules and the windowed TF-IDF classifier (`injection.py`).
 
 Cost: a forward pass of a six-layer model over at most 128 word pieces on one CPU thread
-(~2-5 ms), two for an input the first lets through, cached per text, so a repeated question
+(~2-5 ms), two where the second classifier is asked, cached per text, so a repeated question
 pays once.
 """
 
@@ -42,18 +43,23 @@ MODELS = Path(__file__).with_name("models")
 MODEL_PATH = MODELS / "semantic_classifier.onnx"
 META_PATH = MODELS / "semantic_classifier.json"
 # A second classifier, trained the same way plus the independent writers' rows
-# (`train_semantic_model.py --written`), read for its abuse class only: requests for other
-# tenants' data, tool, budget and personal-data abuse. As a whole it refuses fewer requests for
-# harm than the first (the writers' benign rows on sensitive topics pull its harmful class
-# back), so it does not replace it; where it reads a text as abuse it adds a refusal, and on
-# the tuning side and every written look-alike set it refuses no benign text the first lets
-# through (README).
-ABUSE_MODEL_PATH = MODELS / "abuse_classifier.onnx"
-ABUSE_META_PATH = MODELS / "abuse_classifier.json"
+# (`train_semantic_model.py --written`). As a whole it refuses fewer requests for harm than
+# the first (the writers' benign rows on sensitive topics pull its harmful class back), so it
+# does not replace it; it is asked for a second opinion: where it reads a text the first lets
+# through as abuse (other tenants' data, tools, budget, mass personal data) it adds a refusal,
+# and where it reads a text the first refuses as plainly benign it lifts the refusal. On the
+# tuning side and every written set neither costs a benign or an attack verdict (README).
+SECOND_MODEL_PATH = MODELS / "second_classifier.onnx"
+SECOND_META_PATH = MODELS / "second_classifier.json"
 # It is asked only where the first classifier's risk reaches this: every text of the tuning
 # side and the written sets that it refuses has a risk of 0.015 or more there, and 84 % of
 # everyday prompts (tuning fold 0) stay below, so most inputs pay one forward pass.
 ABUSE_FLOOR = 0.005
+# A refusal by the first classifier is lifted where the second's risk is below this. Every
+# attack of tuning fold 0 and the suite that the first refuses alone has a second-classifier
+# risk of 0.3 or more, every written request for other tenants' data 0.1 or more; 0.05 and
+# 0.1 free the same written look-alikes.
+VETO = 0.05
 # The classifier reads the opening of long inputs only: cost grows with length, and the long
 # ones (pasted jailbreak templates) are what the rules catch best. A request behind a page of
 # harmless text is left to the rules (reading later windows too, at any cut that kept pasted
@@ -165,15 +171,15 @@ def semantic_scores(text: str) -> tuple[float, ...]:
 
 
 @lru_cache(maxsize=1)
-def abuse_classifier() -> SemanticClassifier:
-    """The abuse classifier, loaded once per process on first need."""
-    return SemanticClassifier.load(ABUSE_MODEL_PATH, ABUSE_META_PATH)
+def second_classifier() -> SemanticClassifier:
+    """The second classifier, loaded once per process on first need."""
+    return SemanticClassifier.load(SECOND_MODEL_PATH, SECOND_META_PATH)
 
 
 @lru_cache(maxsize=4096)
-def abuse_scores(text: str) -> tuple[float, ...]:
-    """The abuse classifier's P(class) of `text` in `CLASSES` order, cached per text."""
-    return tuple(round(float(p), 4) for p in abuse_classifier().scores(text))
+def second_scores(text: str) -> tuple[float, ...]:
+    """The second classifier's P(class) of `text` in `CLASSES` order, cached per text."""
+    return tuple(round(float(p), 4) for p in second_classifier().scores(text))
 
 
 def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
@@ -218,6 +224,16 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
         return abuse or SafetyVerdict(
             layer=layer, action="allow", score=risk, signals=signals, reason="semantic classifier"
         )
+    second = round(1.0 - second_scores(text)[0], 4)
+    if second < VETO:
+        signals.append(f"semantic:second_opinion_benign:{second:.2f}")
+        return SafetyVerdict(
+            layer=layer,
+            action="allow",
+            score=risk,
+            signals=signals,
+            reason=f"the second classifier reads it as benign (risk {second:.3f} < {VETO})",
+        )
     action = (
         policy.moderation.harmful_input_action if kind == "harmful" else policy.injection.action
     )
@@ -231,11 +247,11 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
 
 
 def _abuse_verdict(text: str, policy: SafetyPolicy, *, framed: bool) -> SafetyVerdict | None:
-    """A refusal when the abuse classifier reads `text` as abuse at its cut (the framed cut
+    """A refusal when the second classifier reads `text` as abuse at its cut (the framed cut
     for a framed request, as for the first classifier); None otherwise."""
-    scores = abuse_scores(text)
+    scores = second_scores(text)
     risk = round(1.0 - scores[0], 4)
-    cut = max(abuse_classifier().cut, FRAMED_CUT) if framed else abuse_classifier().cut
+    cut = max(second_classifier().cut, FRAMED_CUT) if framed else second_classifier().cut
     if CLASSES[1 + int(np.argmax(scores[1:]))] != "abuse" or risk < cut:
         return None
     return SafetyVerdict(
@@ -246,5 +262,5 @@ def _abuse_verdict(text: str, policy: SafetyPolicy, *, framed: bool) -> SafetyVe
             f"semantic_abuse:{name}:{p:.2f}"
             for name, p in zip(CLASSES[1:], scores[1:], strict=True)
         ],
-        reason=f"reads as an abuse request (abuse classifier, risk {risk:.3f} >= {cut:.3f})",
+        reason=f"reads as an abuse request (second classifier, risk {risk:.3f} >= {cut:.3f})",
     )

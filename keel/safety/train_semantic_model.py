@@ -29,8 +29,8 @@ environment (torch is not one of Keel's dependencies)::
 About 17 minutes on two CPU cores (dict-gcide 0.48.5, wordnet-base 3.0, Python 3.11's
 standard library). Fixed seeds; a rerun on another CPU may differ in the last digits of the
 weights. With `--written` the same recipe also learns from the independent writers' rows
-(`written_training.jsonl`) and writes the abuse classifier (`abuse_classifier.onnx`), of which
-`semantic.py` reads only the abuse class.
+(`written_training.jsonl`) and writes the second classifier (`second_classifier.onnx`), which
+`semantic.py` asks for a second opinion.
 """
 
 from __future__ import annotations
@@ -51,12 +51,12 @@ from keel.redteam.data.build_tuning import CLASSES, HERE, Row, tuning_rows
 from keel.redteam.heldout import load_heldout
 from keel.safety.prose import prose_rows
 from keel.safety.semantic import (
-    ABUSE_META_PATH,
-    ABUSE_MODEL_PATH,
     MAX_CHARS,
     MAX_TOKENS,
     META_PATH,
     MODEL_PATH,
+    SECOND_META_PATH,
+    SECOND_MODEL_PATH,
     SemanticClassifier,
 )
 
@@ -300,9 +300,9 @@ def _fine_tune(texts: list[str], y: NDArray[np.int64], w: NDArray[np.float64], o
 
 def train(root: Path, debian: Path, *, written: bool = False) -> dict[str, Any]:
     """Train, choose the cut and write the model: the semantic classifier, or with `written`
-    the abuse classifier (the same recipe plus the independent writers' rows)."""
+    the second classifier (the same recipe plus the independent writers' rows)."""
     model_path, meta_path = (
-        (ABUSE_MODEL_PATH, ABUSE_META_PATH) if written else (MODEL_PATH, META_PATH)
+        (SECOND_MODEL_PATH, SECOND_META_PATH) if written else (MODEL_PATH, META_PATH)
     )
     rows, exact = tuning_rows(root)
     # S-Labs attacks are the TF-IDF classifier's (`train_injection_model.py`): their synthetic
@@ -389,7 +389,7 @@ def main() -> None:
     parser.add_argument(
         "--written",
         action="store_true",
-        help="train the abuse classifier: also learn from the independent writers' rows",
+        help="train the second classifier: also learn from the independent writers' rows",
     )
     args = parser.parse_args()
     meta = train(args.unpacked, args.debian, written=args.written)
