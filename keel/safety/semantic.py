@@ -48,7 +48,8 @@ META_PATH = MODELS / "semantic_classifier.json"
 # does not replace it; it is asked for a second opinion: where it reads a text the first lets
 # through as abuse (other tenants' data, tools, budget, mass personal data) it adds a refusal,
 # and where it reads a text the first refuses as plainly benign it lifts the refusal. On the
-# tuning side and every written set neither costs a benign or an attack verdict (README).
+# tuning side and every written set its refusals hit no benign text and its lifts free no
+# attack (README).
 SECOND_MODEL_PATH = MODELS / "second_classifier.onnx"
 SECOND_META_PATH = MODELS / "second_classifier.json"
 # It is asked only where the first classifier's risk reaches this: every text of the tuning
@@ -210,14 +211,16 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
     signals = [f"semantic:{name}:{p:.2f}" for name, p in zip(CLASSES[1:], scores[1:], strict=True)]
     cut = default_classifier().cut
     opening = text[:MAX_CHARS]
-    framed = True
-    if _ABOUT_HARM.search(opening) is not None:
-        signals.append("semantic:framed_as_about")
-    elif _OWN_SOURCE.search(opening) is not None:
-        signals.append("semantic:own_source")
-    else:
-        framed = False
-    if framed:
+    framing = (
+        "semantic:framed_as_about"
+        if _ABOUT_HARM.search(opening) is not None
+        else "semantic:own_source"
+        if _OWN_SOURCE.search(opening) is not None
+        else None
+    )
+    framed = framing is not None
+    if framing is not None:
+        signals.append(framing)
         cut = max(cut, FRAMED_CUT)
     if risk < cut:
         abuse = _abuse_verdict(text, policy, framed=framed) if risk >= ABUSE_FLOOR else None
