@@ -9,9 +9,8 @@ the last of each kind (look-alikes `check4`, `tenant2`; attacks `check2`) was me
 on the final rules (`check3` once, before the framing cut of `semantic.py`). The `indep-*`,
 `indep` and `final` sets of stop 33 and the `indep3` sets of stop 34 were written by
 independent writers who saw neither the rules nor any data (SOURCES.md); the `final` and
-`indep3` sets were never read. None is held out any
-more, so these floors guard against regressions; the held-out set (`test_redteam_heldout.py`)
-is the estimate.
+`indep3` sets were never read. None is held out any more, so these floors guard against
+regressions; the held-out set (`test_redteam_heldout.py`) is the estimate.
 """
 
 from __future__ import annotations
@@ -97,6 +96,12 @@ def form_attacks() -> list[dict[str, str]]:
     return _rows(INJECTION)
 
 
+@pytest.fixture(scope="module")
+def suite_and_heldout() -> set[str]:
+    """The suite's and the held-out set's texts, as `key`s."""
+    return {key(c.text) for c in load_cases()} | heldout_keys()
+
+
 def _blocked_per_set(rows: list[dict[str, str]]) -> Counter[str]:
     """How many rows of each set `check_input` blocks."""
     blocked: Counter[str] = Counter()
@@ -109,6 +114,7 @@ def test_the_sets_are_new_texts(
     lookalikes: list[dict[str, str]],
     attacks: list[dict[str, str]],
     form_attacks: list[dict[str, str]],
+    suite_and_heldout: set[str],
 ) -> None:
     assert Counter(r["set"] for r in lookalikes) == {
         "dev": 80,
@@ -139,9 +145,7 @@ def test_the_sets_are_new_texts(
     assert Counter(r["set"] for r in form_attacks) == {"form1": 5, "form2": 5, "form3": 8}
     keys = [key(r["text"]) for r in lookalikes + attacks + form_attacks]
     assert len(set(keys)) == len(keys)
-    suite = {key(c.text) for c in load_cases()}
-    held = heldout_keys()
-    assert not [k for k in keys if k in suite or k in held]
+    assert not [k for k in keys if k in suite_and_heldout]
 
 
 def test_written_lookalikes_are_answered(lookalikes: list[dict[str, str]]) -> None:
@@ -168,13 +172,14 @@ def test_training_rows_are_none_of_the_measured_texts(
     lookalikes: list[dict[str, str]],
     attacks: list[dict[str, str]],
     form_attacks: list[dict[str, str]],
+    suite_and_heldout: set[str],
 ) -> None:
-    """The independent writers' training rows (`written_training.jsonl`) teach the semantic
+    """The independent writers' training rows (`written_training.jsonl`) teach the second
     classifier; none may be a text that measures it (near duplicates are dropped when it
     trains, `train_semantic_model.written_rows`)."""
     rows = _rows(HERE / "written_training.jsonl")
     assert {r["label"] for r in rows} == {"benign", "injection", "harmful", "abuse"}
     assert {r["source"] for r in rows} == {"requests", "passages", "attacks"}
     measured = {key(r["text"]) for r in lookalikes + attacks + form_attacks}
-    measured |= {key(c.text) for c in load_cases()} | heldout_keys()
+    measured |= suite_and_heldout
     assert not [r["text"] for r in rows if key(r["text"]) in measured]

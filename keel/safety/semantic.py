@@ -218,12 +218,15 @@ def semantic_verdict(text: str, policy: SafetyPolicy) -> SafetyVerdict | None:
         if _OWN_SOURCE.search(opening) is not None
         else None
     )
-    framed = framing is not None
     if framing is not None:
         signals.append(framing)
         cut = max(cut, FRAMED_CUT)
     if risk < cut:
-        abuse = _abuse_verdict(text, policy, framed=framed) if risk >= ABUSE_FLOOR else None
+        abuse = (
+            _abuse_verdict(text, policy, framed=framing is not None)
+            if risk >= ABUSE_FLOOR
+            else None
+        )
         return abuse or SafetyVerdict(
             layer=layer, action="allow", score=risk, signals=signals, reason="semantic classifier"
         )

@@ -40,7 +40,7 @@ import hashlib
 import json
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -309,19 +309,20 @@ def train(root: Path, debian: Path, *, written: bool = False) -> dict[str, Any]:
     # style pulls everyday "how do I ..." questions towards attack. Their benign rows stay, as
     # everyday negatives.
     rows = [r for r in rows if not (r.label == "injection" and r.group.startswith("slabs"))]
-    prose = prose_rows(debian, SEED, PROSE_DOCSTRINGS, PROSE_DICTIONARY)
+    # Rows that train only: the cut is chosen, and the fold measured, on tuning rows.
+    extra = prose_rows(debian, SEED, PROSE_DOCSTRINGS, PROSE_DICTIONARY)
     if written:
-        prose += written_rows()
+        extra += written_rows()
     heldout = [c.text for c in load_heldout()]
-    near = _near_duplicates([r.text for r in rows + prose], heldout, NEAR_DUPLICATE)
-    dropped = sorted((rows + prose)[i].id for i in near)
-    prose = [r for i, r in enumerate(prose) if i + len(rows) not in near]
+    near = _near_duplicates([r.text for r in rows + extra], heldout, NEAR_DUPLICATE)
+    dropped = sorted((rows + extra)[i].id for i in near)
+    extra = [r for i, r in enumerate(extra) if i + len(rows) not in near]
+    prose = [r for r in extra if r.group.startswith("prose")]
+    written_groups = Counter(r.group for r in extra if r.group.startswith("written"))
     rows = [r for i, r in enumerate(rows) if i not in near]
     y = np.array([CLASSES.index(r.label) for r in rows])
     fold = _folds(y)
-    # The prose and written rows train only: the cut is chosen, and the fold measured, on
-    # tuning rows.
-    train_rows = [rows[i] for i in np.nonzero(fold != CUT_FOLD)[0]] + prose
+    train_rows = [rows[i] for i in np.nonzero(fold != CUT_FOLD)[0]] + extra
     cut_rows = [rows[i] for i in np.nonzero(fold == CUT_FOLD)[0]]
     _fine_tune(
         [r.text for r in train_rows],
@@ -353,14 +354,9 @@ def train(root: Path, debian: Path, *, written: bool = False) -> dict[str, Any]:
             "head_lr": HEAD_LR,
             "scale": SCALE,
             "rows": len(train_rows),
-            "prose_rows": sum(r.group.startswith("prose") for r in prose),
-            "written_rows": {
-                g: sum(r.group == g for r in prose)
-                for g in sorted({r.group for r in prose if r.group.startswith("written")})
-            },
-            "prose_sha256": hashlib.sha256(
-                "\n".join(r.text for r in prose if r.group.startswith("prose")).encode()
-            ).hexdigest(),
+            "prose_rows": len(prose),
+            "written_rows": dict(sorted(written_groups.items())),
+            "prose_sha256": hashlib.sha256("\n".join(r.text for r in prose).encode()).hexdigest(),
         },
         "cut": cut,
         "rows": len(rows),
@@ -373,10 +369,13 @@ def train(root: Path, debian: Path, *, written: bool = False) -> dict[str, Any]:
         "cut_fold_combined": _rates(cut_rows, base | (p_attack >= cut)),
     }
     meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    manifest = {k: meta[k] for k in ("seed", "rows", "rows_per_source", "tuning_ids_sha256")}
-    manifest |= {"dropped_heldout_exact": exact, "dropped_heldout_near": dropped}
-    manifest["ids"] = _ranges([r.id for r in rows])
-    MANIFEST.write_text(json.dumps(manifest, indent=0) + "\n", encoding="utf-8")
+    if not written:
+        # The manifest records the tuning rows of the classifier that ships first; the second
+        # shares them (its record says so) and keeps its dropped rows in its own record.
+        manifest = {k: meta[k] for k in ("seed", "rows", "rows_per_source", "tuning_ids_sha256")}
+        manifest |= {"dropped_heldout_exact": exact, "dropped_heldout_near": dropped}
+        manifest["ids"] = _ranges([r.id for r in rows])
+        MANIFEST.write_text(json.dumps(manifest, indent=0) + "\n", encoding="utf-8")
     return meta
 
 
