@@ -201,7 +201,7 @@ async def run() -> Entry:
     entry.ratios["end-to-end chunks/s / bare encode chunks/s"] = e2e_rate / raw_rate
     entry.notes.append(
         f"{SHORT_FILES} short txt/md/html/pdf/jsonl files + {LONG_FILES} documents of "
-        f"~{LONG_TOKENS} tokens; default options (512/50 tokens, 32 files a batch, 4 batches "
+        f"~{LONG_TOKENS} tokens; default options (512/50 tokens, 64 files a batch, 4 batches "
         "at once); workers are separate processes (`python worker.py --queue cpu|gpu`)."
     )
     entry.notes.append(
