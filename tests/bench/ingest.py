@@ -216,11 +216,10 @@ async def run() -> Entry:
     for label, seconds in bare.items():
         entry.measurements[f"bare encode, {label}, chunks/s"] = round(len(sample) / seconds, 2)
     entry.measurements["bare encode (embed_windows_batch, the faster) s"] = round(raw, 2)
-    for label, seconds in (("before", before[fastest][0]), ("after", after[fastest][0])):
-        rate = len(halves[0 if label == "before" else 1]) / seconds
-        entry.measurements[
-            f"bare encode, the faster, half the sample {label} the job, chunks/s"
-        ] = round(rate, 2)
+    for when, half, timed in (("before", halves[0], before), ("after", halves[1], after)):
+        entry.measurements[f"bare encode, the faster, half the sample {when} the job, chunks/s"] = (
+            round(len(half) / timed[fastest][0], 2)
+        )
     entry.measurements["bare encode chunks/s"] = round(raw_rate, 2)
     for name, spent in cpu_job.items():
         entry.measurements[f"CPU s during the job, {name}"] = round(spent, 1)
@@ -243,10 +242,13 @@ async def run() -> Entry:
     entry.measurements["peak RSS cpu worker MB"] = round(peaks.get("cpu", 0) / 2**20, 1)
     entry.measurements["peak RSS gpu worker MB"] = round(peaks.get("gpu", 0) / 2**20, 1)
     entry.ratios["end-to-end chunks/s / bare encode chunks/s"] = e2e_rate / raw_rate
+    defaults = IngestOptions()
     entry.notes.append(
         f"{SHORT_FILES} short txt/md/html/pdf/jsonl files + {LONG_FILES} documents of "
-        f"~{LONG_TOKENS} tokens; default options (512/50 tokens, 64 files a batch, 4 batches "
-        "at once); workers are separate processes (`python worker.py --queue cpu|gpu`)."
+        f"~{LONG_TOKENS} tokens; default options ({defaults.target_tokens}/"
+        f"{defaults.overlap_tokens} tokens, {defaults.batch_files} files a batch, "
+        f"{defaults.max_concurrent_batches} batches at once); workers are separate processes "
+        "(`python worker.py --queue cpu|gpu`)."
     )
     entry.notes.append(
         "End to end = staging the bytes in PostgreSQL to the job's result; the bare encode "
