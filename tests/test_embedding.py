@@ -117,6 +117,10 @@ def test_threads_do_not_spin_by_default_and_spinning_changes_no_vector(
     spinning = OnnxMiniLMEmbedder(spinning=True)
     assert embedder._session.get_session_options().get_session_config_entry(key) == "0"
     assert spinning._session.get_session_options().get_session_config_entry(key) == "1"
+    # The query session (one run on every core, `query_spinning`) spins unless told not to.
+    for query_spinning, expected in ((True, "1"), (False, "0")):
+        query = OnnxMiniLMEmbedder(lanes=2, query_spinning=query_spinning)._query()
+        assert query.get_session_options().get_session_config_entry(key) == expected
     texts = [FILLER[i] * (1 + i % 3) for i in range(8)]
     np.testing.assert_allclose(spinning.embed(texts), embedder.embed(texts), atol=1e-5)
 
@@ -125,8 +129,17 @@ def test_lanes_split_a_call_across_single_thread_sessions_and_change_no_vector()
     texts = [FILLER[i % len(FILLER)] * (1 + i % 5) for i in range(40)] + [NEEDLE]
     lanes = OnnxMiniLMEmbedder(lanes=2, batch_size=4)
     one = OnnxMiniLMEmbedder(lanes=1, batch_size=4)
-    assert len(lanes._sessions) == 1  # a process that embeds only queries loads one
-    lanes.embed([QUERY])
+    assert len(lanes._sessions) == 1  # a process that embeds only queries loads one lane
+    assert lanes._query_session is None
+    query = lanes.embed([QUERY])
+    assert len(lanes._sessions) == 1
+    # A call that is one run goes to the query session, whose threads use every lane's core.
+    assert lanes._query_session is not None
+    assert lanes._query_session.get_session_options().intra_op_num_threads == 2
+    np.testing.assert_allclose(query, one.embed([QUERY]), atol=1e-5)
+    # One run of three short texts of about one length: rows come back in input order.
+    few = ["a hull inspection for corrosion on a submarine", QUERY, "corroded hulls"]
+    np.testing.assert_allclose(lanes.embed(few), one.embed(few), atol=1e-5)
     assert len(lanes._sessions) == 1
     together = lanes.embed(texts)  # ~11 batches of 4: both lanes work
     assert len(lanes._sessions) == 2
