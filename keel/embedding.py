@@ -254,29 +254,25 @@ class OnnxMiniLMEmbedder:
         if batch_tokens < 0:
             raise ValueError(f"batch_tokens must be 0 (no limit) or more, got {batch_tokens}")
         self.batch_tokens = batch_tokens
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = 1 if lanes > 1 else intra_op_threads
-        options.log_severity_level = 3
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if spinning else "0"
-        )
-        self._load: Callable[[], ort.InferenceSession] = lambda: ort.InferenceSession(
-            str(model_path or minilm_onnx_path()), sess_options=options, providers=list(providers)
-        )
+        model = str(model_path or minilm_onnx_path())
+
+        def loader(threads: int, spin: bool) -> Callable[[], ort.InferenceSession]:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = threads
+            options.log_severity_level = 3
+            options.add_session_config_entry(
+                "session.intra_op.allow_spinning", "1" if spin else "0"
+            )
+            return lambda: ort.InferenceSession(
+                model, sess_options=options, providers=list(providers)
+            )
+
+        self._load = loader(1 if lanes > 1 else intra_op_threads, spinning)
         self._session = self._load()
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._sessions = [self._session]
-        query = ort.SessionOptions()
-        query.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        query.intra_op_num_threads = lanes
-        query.log_severity_level = 3
-        query.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if query_spinning else "0"
-        )
-        self._load_query: Callable[[], ort.InferenceSession] = lambda: ort.InferenceSession(
-            str(model_path or minilm_onnx_path()), sess_options=query, providers=list(providers)
-        )
+        self._load_query = loader(lanes, query_spinning)
         self._query_session: ort.InferenceSession | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._loading = threading.Lock()
