@@ -303,12 +303,11 @@ class OnnxMiniLMEmbedder:
         batches = length_batches(
             [len(e.ids) for e in encodings], self.batch_size, max_tokens=self.batch_tokens
         )
-        if self.lanes == 1:
+        if self.lanes == 1 or len(batches) == 1:
+            # One session runs it all: the only one, or (one run) the query session.
+            session = self._session if self.lanes == 1 else self._query()
             for batch in batches:
-                out[batch] = self._run(self._session, [encodings[i].ids for i in batch])
-            return out
-        if len(batches) == 1:
-            out[batches[0]] = self._run(self._query(), [encodings[i].ids for i in batches[0]])
+                out[batch] = self._run(session, [encodings[i].ids for i in batch])
             return out
         # Longest first, each lane taking the next batch when it is free: lanes finish
         # within about one short batch of each other.
