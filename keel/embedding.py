@@ -225,11 +225,13 @@ class OnnxMiniLMEmbedder:
                 wants full runs); 0: no limit.
             query_spinning: With lanes, a call that is one run (a question, a few short
                 texts) goes to a *query session* whose threads are as many as the lanes,
-                so one text still uses every core: 4.7 ms for a 17-word question on two
-                cores here against 7.4 ms in one lane. Its threads spin while the run
-                lasts (5.5 ms without): a run this short is over before spinning costs
-                the other processes much. Loaded on the first such call; it holds its
-                own copy of the model, ~90 MB of resident memory (`lanes=1` needs none).
+                so one text still uses every core: 6.2-6.8 ms for a 15-word question on
+                two cores here against 7.5 ms in one lane. Its threads spin while the run
+                lasts (9.2 ms without) and stop when it returns: onnxruntime's default
+                keeps them spinning ~40 ms after every run (4.8-5.1 ms a question, then
+                41 ms of a core taken from whatever the machine does next). Loaded on the
+                first such call; it holds its own copy of the model, ~90 MB of resident
+                memory (`lanes=1` needs none).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -256,7 +258,7 @@ class OnnxMiniLMEmbedder:
         self.batch_tokens = batch_tokens
         model = str(model_path or minilm_onnx_path())
 
-        def loader(threads: int, spin: bool) -> Callable[[], ort.InferenceSession]:
+        def loader(threads: int, spin: bool, *, stop: bool) -> Callable[[], ort.InferenceSession]:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = threads
@@ -264,15 +266,18 @@ class OnnxMiniLMEmbedder:
             options.add_session_config_entry(
                 "session.intra_op.allow_spinning", "1" if spin else "0"
             )
+            # Without `stop`, spinning threads go on ~40 ms after a run (see query_spinning).
+            options.add_session_config_entry("session.force_spinning_stop", "1" if stop else "0")
             return lambda: ort.InferenceSession(
                 model, sess_options=options, providers=list(providers)
             )
 
-        self._load = loader(1 if lanes > 1 else intra_op_threads, spinning)
+        # A bulk call's runs follow one another: its threads may spin from one to the next.
+        self._load = loader(1 if lanes > 1 else intra_op_threads, spinning, stop=False)
         self._session = self._load()
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._sessions = [self._session]
-        self._load_query = loader(lanes, query_spinning)
+        self._load_query = loader(lanes, query_spinning, stop=True)
         self._query_session: ort.InferenceSession | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._loading = threading.Lock()

@@ -7,9 +7,12 @@ import importlib
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -123,6 +126,34 @@ def test_threads_do_not_spin_by_default_and_spinning_changes_no_vector(
         assert query.get_session_options().get_session_config_entry(key) == expected
     texts = [FILLER[i] * (1 + i % 3) for i in range(8)]
     np.testing.assert_allclose(spinning.embed(texts), embedder.embed(texts), atol=1e-5)
+
+
+_AFTER_A_QUESTION = """
+import time
+from keel.embedding import OnnxMiniLMEmbedder
+embedder = OnnxMiniLMEmbedder(lanes=2)
+burnt = []
+for texts in (["How many vacation days do new staff get?"], ["short", "texts"] * 40) * 3:
+    embedder.embed(texts)
+    cpu = time.process_time()
+    time.sleep(0.1)
+    burnt.append(time.process_time() - cpu)
+print(max(burnt))
+"""
+
+
+def test_query_threads_stop_spinning_when_a_run_ends() -> None:
+    # The query session's threads spin while a run lasts and must not go on once it returns:
+    # onnxruntime's default is ~40 ms of a core after every question, taken from whatever
+    # the process or the machine does next (the API's provider call, the next request).
+    ran = subprocess.run(
+        [sys.executable, "-c", _AFTER_A_QUESTION],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert float(ran.stdout) < 0.02, ran.stdout
 
 
 def test_lanes_split_a_call_across_single_thread_sessions_and_change_no_vector() -> None:
