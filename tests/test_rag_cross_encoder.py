@@ -107,7 +107,7 @@ def test_onnx_cross_encoder_scores_pairs_in_batches_with_segments_and_padding(
     )
     # Only passage tokens count (the query's own "parental leave" is segment 0), padding never.
     assert scores.tolist() == [0.0, 3.0, 0.0]
-    # Its threads spin between batches only: not on into the query's next stages.
+    # Its threads stop spinning when a batch returns: not on into the query's next stages.
     options = scorer.session.get_session_options()
     assert options.get_session_config_entry("session.force_spinning_stop") == "1"
 

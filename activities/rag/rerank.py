@@ -112,8 +112,8 @@ class OnnxCrossEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
-        # Threads spin between a call's batches, not for the ~40 ms onnxruntime lets them
-        # go on after it: that would take a core from the query's next stages.
+        # Threads spin while a batch runs and stop when it returns: onnxruntime's default lets
+        # them go on ~40 ms, a core taken from the query's next stages.
         options.add_session_config_entry("session.force_spinning_stop", "1")
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider",) if p in available]
