@@ -280,3 +280,12 @@ async def test_writer_killed_mid_upsert_leaves_statistics_right(
         engine, tenant_id=tenant_id, query="quarantine zyzzogeton", filters=RagFilters()
     )
     assert after == before and len(after) == 20
+
+
+def test_posting_lists_parse_whole_or_not_at_all() -> None:
+    # Lists arrive as `string_agg(..., ',')` text; a list cut short would score chunks wrong.
+    assert bm25.parse_ints("1,2,30,9007199254740993").tolist() == [1, 2, 30, 9007199254740993]
+    assert bm25.parse_ints("7").tolist() == [7]
+    for bad in ("1,x,3", "", "1,,2", "1.5,2"):
+        with pytest.raises(ValueError):
+            bm25.parse_ints(bad)

@@ -20,7 +20,6 @@ from activities.rag.bm25 import (
     K1,
     B,
     Stats,
-    parse_floats,
     parse_ints,
     sql_array,
 )
@@ -106,7 +105,12 @@ async def exact_top_k(
     if missing:
         rows = (await conn.execute(text(_WHOLE_LISTS), {"terms": sql_array(missing)})).all()
         for term_id, chunks, tf, dl in rows:
-            postings = Postings(parse_ints(chunks), parse_floats(tf), parse_floats(dl))
+            # tf and dl are integer columns: parsed as integers, several times faster.
+            postings = Postings(
+                parse_ints(chunks),
+                parse_ints(tf).astype(np.float64),
+                parse_ints(dl).astype(np.float64),
+            )
             lists[int(term_id)] = postings
             cache.put(int(term_id), stats.version, postings)
     parts = [(t, lists[t.id]) for t in stats.terms if t.id in lists and lists[t.id].size]
