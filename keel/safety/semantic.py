@@ -122,13 +122,10 @@ class SemanticClassifier:
         `keel.safety` never need it loaded). Without `meta` (training), the cut is 1.0."""
         import onnxruntime as ort
 
-        from keel.embedding import load_tokenizer, minilm_tokenizer_path
+        from keel.embedding import load_tokenizer, minilm_tokenizer_path, session_options
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options = session_options(1, spin=False, stop=False)
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             str(model), sess_options=options, providers=["CPUExecutionProvider"]
         )
