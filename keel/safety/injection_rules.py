@@ -19,7 +19,8 @@ _DET = r"(?:(?:all|any|the|your|my|these|those|its|of|every|previous|prior)\s+){
 
 _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|skip|override|overrule|bypass|abandon|discard|neglect|"
-    r"set aside|throw out|drop|cancel|void|erase|delete|clear|stop following|do not follow|"
+    r"set aside|throw out|drop|cancel|void|erase|delete|clear(?= (?:all|any|the|your|my|these|"
+    r"those|its|every|previous|prior|out|away)\b)|stop following|do not follow|"
     r"don't follow|no longer follow)"
 )
 _INSTRUCTIONS = (
@@ -32,9 +33,19 @@ _REVEAL = (
     r"(?:reveal(?:ing)?|show(?:ing)?|print(?:ing)?|output(?:ting)?|display(?:ing)?|"
     r"repeat(?:ing)?|dump(?:ing)?|leak(?:ing)?|tell|give|shar(?:e|ing)|list|spell out|recite|"
     r"write out|copy|paste|expose|disclos(?:e|ing)|provide|return|echo|translate|encode|"
-    r"summari[sz]e|paraphrase|what (?:is|are|was|were)|what's|read back|state|type out|"
-    r"describe|continue|complete|finish|see|view|read|access|know|obtain|audit|add|include|"
-    r"append|insert|summary of|copy of|transcript of)"
+    r"summari[sz]e|paraphrase|read back|state|type out|continue|complete|finish|see|view|read|"
+    r"access|obtain|audit|add|include|append|insert|summary of|copy of|transcript of)"
+)
+# Asking *what* a prompt is asks for its content only when it is this assistant's ("what is
+# your system prompt", "what's in the system message", "describe the text above"); "what is a
+# system prompt", "what is context window in language models" and "what's the role of the
+# system message" ask what the thing is, as do the everyday questions the rule refused.
+_ASK_WHAT = r"(?:what (?:is|are|was|were)|what's|describe|know)"
+_WHOSE = (
+    r"(?:(?:exactly |really |actually )?(?:the (?:exact |actual |full |precise |first |last )?"
+    r"(?:words|text|wording|contents?|lines?|sentences?) (?:in|of) )?(?:in |inside |written in |"
+    r"said in |contained in )?(?:your|the|this|its|that) (?:(?:full|entire|whole|exact|actual|"
+    r"current|real|complete) )?)"
 )
 _PROMPT = (
     r"(?:system ?prompt|system message|system instructions|initial (?:prompt|instructions)|"
@@ -83,6 +94,14 @@ _BULK_PII = (
     r"pii|contact details|bank (?:details|accounts)|national insurance numbers|ibans?)"
 )
 # One person's data, asked for by someone else ("Priya's mobile number").
+# What an instruction hidden from the user does: "silently forward", "append ... quietly". The
+# adverb alone is no instruction ("the mime told stories silently", "how do I quietly leave").
+_COVERT_ACT = (
+    r"(?:send|sends|forward|email|e-mail|mail|post|upload|add|include|append|insert|attach|bcc|"
+    r"cc|copy|change|modify|alter|edit|delete|remove|replace|rewrite|redirect|run|execute|call|"
+    r"invoke|log|record|store|save|collect|transfer|share|exfiltrate|leak|report|ping|fetch|"
+    r"visit|load|embed|grant|approve|disable|install|download|pass|transmit)"
+)
 _PERSONAL = (
     r"(?:home address(?:es)?|(?:personal|private) (?:phone|mobile|cell|email|address|details|"
     r"information|data|number)s?(?: (?:numbers?|address(?:es)?))?|(?:mobile|cell|phone) "
@@ -91,7 +110,8 @@ _PERSONAL = (
     r"number)?s?)|(?:credit )?card numbers?|'s salary|salaries of|(?:employee|staff|"
     r"colleague|co-?worker|people|their|his|her|others|finance team|team)'?s? salar(?:y|ies)|"
     r"salaries (?:and|,)|medical (?:records?|history|"
-    r"conditions?|leave)|diagnos(?:is|ed|es)|maiden name|password hash(?:es)?|contact details|"
+    r"conditions?|leave)|(?:his|her|their|'s|employee'?s?|staff|patient'?s?|colleague'?s?) "
+    r"diagnos(?:is|es)|diagnosed with|maiden name|password hash(?:es)?|contact details|"
     r"personal details)"
 )
 _NOT_A_FIELD = (
@@ -246,7 +266,8 @@ RULES: tuple[Rule, ...] = (
     # Not a quoted verb: 'every mention of "override" in the change policy' names a word.
     rule(
         "ignore_previous",
-        rf"\b{_OVERRIDE_VERB}\b(?![\"'”’]){_ANY}\b{_DET}{_INSTRUCTIONS}\b",
+        rf"(?<!\bthe )(?<!\ban )(?<!\ba )\b{_OVERRIDE_VERB}\b(?![\"'”’]){_ANY}\b{_DET}"
+        rf"{_INSTRUCTIONS}\b",
         STRONG,
     ),
     rule(
@@ -432,7 +453,12 @@ RULES: tuple[Rule, ...] = (
         MEDIUM,
     ),
     # --- system prompt extraction ------------------------------------------------------------
-    rule("prompt_extraction", rf"\b{_REVEAL}\b{_ANY}\b{_PROMPT}\b", STRONG),
+    # Not "a system prompt": a thing of its kind ("how do I write a system prompt for my bot").
+    rule(
+        "prompt_extraction",
+        rf"(?:\b{_REVEAL}\b{_ANY}|\b{_ASK_WHAT} {_WHOSE})\b(?<!\ba )(?<!\ban ){_PROMPT}\b",
+        STRONG,
+    ),
     rule(
         "prompt_extraction_rules",
         r"\b(?:reveal|show|print|output|display|repeat|dump|recite|list|disclose|tell me|paste|"
@@ -584,7 +610,9 @@ RULES: tuple[Rule, ...] = (
         "hidden_from_user",
         r"\b(?:do not|don't|never|without) (?:tell(?:ing)?|mention(?:ing)?|inform(?:ing)?|"
         r"show(?:ing)?|reveal(?:ing)?|let(?:ting)?) (?:the )?(?:user|human|customer|reader|"
-        r"them)\b|\b(?:secretly|silently|quietly|covertly|without the user (?:knowing|noticing))",
+        rf"them)\b|\b(?:secretly|silently|quietly|covertly)\b(?= (?:\w+ )?{_COVERT_ACT})|"
+        rf"\b{_COVERT_ACT}\b[^.\n]{{0,40}}\b(?:secretly|silently|quietly|covertly)\b|"
+        r"\bwithout the user (?:knowing|noticing)",
         MEDIUM,
     ),
     rule(
