@@ -25,6 +25,9 @@ from keel.contracts.safety import SafetyPolicy, SafetyVerdict
 from keel.safety import check_document, check_input, check_tool_call
 
 DATA_DIR = Path(__file__).with_name("data")
+# The suite's floors (in sample: the rules were tuned on it), for CI and `keel redteam`.
+SUITE_MIN_BLOCK_RATE = 0.94
+SUITE_MAX_FALSE_POSITIVE_RATE = 0.04
 Channel = Literal["user", "document", "tool_output", "tool_argument"]
 
 
