@@ -13,6 +13,7 @@ from keel.redteam.frontier import (
     TFIDF_CUTS,
     Scored,
     agree_benign,
+    loosest_together,
     score,
     second_veto,
     tally,
@@ -50,8 +51,9 @@ def test_knobs_only_ever_lift_refusals(scored: list[tuple[str, Scored]]) -> None
             assert second_veto(row, v) <= row.blocked
         for s in AGREE_BENIGN:
             assert agree_benign(row, s) <= row.blocked
-    loosest = tfidf_tally(scored, TFIDF_CUTS[-1])
-    assert all(loosest[g] <= n for g, n in tally(rows, lambda r: r.blocked).items())
+    shipped = tally(rows, lambda r: r.blocked)
+    for loosened in (tfidf_tally(scored, TFIDF_CUTS[-1]), loosest_together(scored)):
+        assert all(loosened[g] <= n for g, n in shipped.items())
 
 
 def _row(**fields: object) -> Scored:

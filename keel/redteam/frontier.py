@@ -74,11 +74,12 @@ def _group(source: str, label: str, fold: int) -> str:
     return "attacks, fold 0" if fold == 0 else "attacks, other tuning rows (seen)"
 
 
-def score(text: str, group: str, attack: bool) -> Scored:
-    """Run the layers once on `text` and keep what the knobs read."""
+def score(text: str, group: str, attack: bool, policy: SafetyPolicy | None = None) -> Scored:
+    """Run the layers once on `text` (under `policy`, the defaults when None) and keep what
+    the knobs read."""
     from keel.safety import check_input, semantic
 
-    policy = SafetyPolicy()
+    policy = policy or SafetyPolicy()
     full = check_input(text, policy)
     rules = check_input(text, policy, semantic=False)
     blocking = [c for c in rules.checks if c.blocked]
@@ -144,6 +145,20 @@ def tfidf_tally(texts: list[tuple[str, Scored]], cut: float) -> Counter[str]:
     return out
 
 
+def loosest_together(scored: list[tuple[str, Scored]]) -> Counter[str]:
+    """Blocked texts per group with every knob at its loosest setting tried: the TF-IDF cut
+    raised (texts it scores between the two cuts screened again) and both lifts applied."""
+    shipped = InjectionPolicy().classifier_threshold
+    policy = SafetyPolicy(injection=InjectionPolicy(classifier_threshold=TFIDF_CUTS[-1]))
+    out: Counter[str] = Counter()
+    for text, row in scored:
+        if row.blocked and shipped <= row.tfidf < TFIDF_CUTS[-1]:
+            row = score(text, row.group, row.attack, policy)
+        if second_veto(row, SECOND_VETOES[-1]) and agree_benign(row, AGREE_BENIGN[-1]):
+            out[row.group] += 1
+    return out
+
+
 def collect(root: Path) -> list[tuple[str, Scored]]:
     """Every tuning row (fold as `train_semantic_model.py` draws it) and written text, scored."""
     import numpy as np
@@ -198,6 +213,10 @@ def report(scored: list[tuple[str, Scored]]) -> str:
             cells = " | ".join(str(c[group]) for c in counts)
             lines.append(f"| {group} ({totals[group]}) | {cells} |")
         tables.append("\n".join(lines))
+    shipped, loosest = tally(rows, lambda r: r.blocked), loosest_together(scored)
+    lines = ["| blocked | as shipped | every knob at its loosest |", "|---|---|---|"]
+    lines += [f"| {g} ({totals[g]}) | {shipped[g]} | {loosest[g]} |" for g in groups]
+    tables.append("\n".join(lines))
     return "\n\n".join(tables)
 
 
