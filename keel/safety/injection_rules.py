@@ -93,15 +93,16 @@ _BULK_PII = (
     r"numbers|dates? of birth|salaries|medical records|personal (?:data|details|information)|"
     r"pii|contact details|bank (?:details|accounts)|national insurance numbers|ibans?)"
 )
-# One person's data, asked for by someone else ("Priya's mobile number").
 # What an instruction hidden from the user does: "silently forward", "append ... quietly". The
-# adverb alone is no instruction ("the mime told stories silently", "how do I quietly leave").
+# adverb alone is no instruction ("the mime told stories silently"), nor is an everyday act
+# done quietly ("how do I quietly leave a meeting", "she quietly changed the subject").
 _COVERT_ACT = (
     r"(?:send|sends|forward|email|e-mail|mail|post|upload|add|include|append|insert|attach|bcc|"
-    r"cc|copy|change|modify|alter|edit|delete|remove|replace|rewrite|redirect|run|execute|call|"
-    r"invoke|log|record|store|save|collect|transfer|share|exfiltrate|leak|report|ping|fetch|"
-    r"visit|load|embed|grant|approve|disable|install|download|pass|transmit)"
+    r"cc|copy|modify|delete|replace|rewrite|redirect|run|execute|call|invoke|record|store|save|"
+    r"collect|transfer|share|exfiltrate|leak|ping|fetch|embed|grant|approve|disable|install|"
+    r"download|transmit)"
 )
+# One person's data, asked for by someone else ("Priya's mobile number").
 _PERSONAL = (
     r"(?:home address(?:es)?|(?:personal|private) (?:phone|mobile|cell|email|address|details|"
     r"information|data|number)s?(?: (?:numbers?|address(?:es)?))?|(?:mobile|cell|phone) "
