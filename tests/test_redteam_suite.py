@@ -39,8 +39,6 @@ CATEGORIES = {
     "harmful_content",
     "budget_abuse",
 }
-MIN_BLOCK_RATE = SUITE_MIN_BLOCK_RATE
-MAX_FALSE_POSITIVE_RATE = SUITE_MAX_FALSE_POSITIVE_RATE
 MIN_CATEGORY_RATE = 0.80
 
 
@@ -96,8 +94,8 @@ def test_suite_cases_are_not_in_the_classifier_training_data() -> None:
 
 
 def test_pure_layers_block_attacks_and_spare_benign_cases(report: Report) -> None:
-    assert report.block_rate >= MIN_BLOCK_RATE, format_report(report)
-    assert report.false_positive_rate <= MAX_FALSE_POSITIVE_RATE, format_report(report)
+    assert report.block_rate >= SUITE_MIN_BLOCK_RATE, format_report(report)
+    assert report.false_positive_rate <= SUITE_MAX_FALSE_POSITIVE_RATE, format_report(report)
     for category, rate in report.per_category.items():
         assert rate.rate >= MIN_CATEGORY_RATE, (category, format_report(report))
     assert len(report.missed) == report.attacks.total - report.attacks.blocked

@@ -85,9 +85,10 @@ def score(text: str, group: str, attack: bool, policy: SafetyPolicy | None = Non
     blocking = [c for c in rules.checks if c.blocked]
     signals = [s for c in rules.checks for s in c.signals]
     tfidf = max((float(s.split(":")[1]) for s in signals if s.startswith("classifier:")), default=0)
+    # The first classifier's verdict signals `semantic:<class>:<p>`; the second's abuse
+    # refusal signals `semantic_abuse:...`.
     first_refused = any(
-        c.blocked and c.reason.startswith("reads as") and "second classifier" not in c.reason
-        for c in full.checks
+        c.blocked and any(s.startswith("semantic:") for s in c.signals) for c in full.checks
     )
     return Scored(
         group=group,
@@ -130,33 +131,31 @@ def tally(rows: Iterable[Scored], blocked: Callable[[Scored], bool]) -> Counter[
     return Counter(row.group for row in rows if blocked(row))
 
 
-def tfidf_tally(texts: list[tuple[str, Scored]], cut: float) -> Counter[str]:
-    """Blocked texts per group with the TF-IDF classifier's user-input threshold at `cut`;
-    only texts the classifier scores between the shipped cut and `cut` are screened again."""
-    from keel.safety import check_input
-
-    policy = SafetyPolicy(injection=InjectionPolicy(classifier_threshold=cut))
+def at_tfidf_cut(scored: list[tuple[str, Scored]], cut: float) -> list[Scored]:
+    """The rows with the TF-IDF classifier's user-input threshold at `cut`: only refused texts
+    it scores between the shipped cut and `cut` can change, so only those are scored again."""
     shipped = InjectionPolicy().classifier_threshold
-    out: Counter[str] = Counter()
-    for text, row in texts:
-        again = row.blocked and shipped <= row.tfidf < cut
-        if check_input(text, policy).blocked if again else row.blocked:
-            out[row.group] += 1
-    return out
+    policy = SafetyPolicy(injection=InjectionPolicy(classifier_threshold=cut))
+    return [
+        score(text, row.group, row.attack, policy)
+        if row.blocked and shipped <= row.tfidf < cut
+        else row
+        for text, row in scored
+    ]
+
+
+def tfidf_tally(scored: list[tuple[str, Scored]], cut: float) -> Counter[str]:
+    """Blocked texts per group with the TF-IDF classifier's user-input threshold at `cut`."""
+    return tally(at_tfidf_cut(scored, cut), lambda r: r.blocked)
 
 
 def loosest_together(scored: list[tuple[str, Scored]]) -> Counter[str]:
     """Blocked texts per group with every knob at its loosest setting tried: the TF-IDF cut
-    raised (texts it scores between the two cuts screened again) and both lifts applied."""
-    shipped = InjectionPolicy().classifier_threshold
-    policy = SafetyPolicy(injection=InjectionPolicy(classifier_threshold=TFIDF_CUTS[-1]))
-    out: Counter[str] = Counter()
-    for text, row in scored:
-        if row.blocked and shipped <= row.tfidf < TFIDF_CUTS[-1]:
-            row = score(text, row.group, row.attack, policy)
-        if second_veto(row, SECOND_VETOES[-1]) and agree_benign(row, AGREE_BENIGN[-1]):
-            out[row.group] += 1
-    return out
+    raised and both lifts applied."""
+    return tally(
+        at_tfidf_cut(scored, TFIDF_CUTS[-1]),
+        lambda r: second_veto(r, SECOND_VETOES[-1]) and agree_benign(r, AGREE_BENIGN[-1]),
+    )
 
 
 def collect(root: Path) -> list[tuple[str, Scored]]:
@@ -165,18 +164,21 @@ def collect(root: Path) -> list[tuple[str, Scored]]:
 
     from keel.redteam.data.build_tuning import CLASSES, tuning_rows
     from keel.redteam.heldout import load_heldout
-    from keel.safety.train_semantic_model import NEAR_DUPLICATE, _folds, _near_duplicates
+    from keel.safety.train_semantic_model import (
+        NEAR_DUPLICATE,
+        _folds,
+        _near_duplicates,
+        semantic_rows,
+    )
 
     rows, _ = tuning_rows(root)
     near = _near_duplicates(
         [r.text for r in rows], [c.text for c in load_heldout()], NEAR_DUPLICATE
     )
     rows = [r for i, r in enumerate(rows) if i not in near]
-    semantic_rows = [
-        r for r in rows if not (r.label == "injection" and r.group.startswith("slabs"))
-    ]
-    y = np.array([CLASSES.index(r.label) for r in semantic_rows])
-    fold = {r.id: int(k) for r, k in zip(semantic_rows, _folds(y), strict=True)}
+    learned = semantic_rows(rows)
+    y = np.array([CLASSES.index(r.label) for r in learned])
+    fold = {r.id: int(k) for r, k in zip(learned, _folds(y), strict=True)}
     out = [
         (r.text, score(r.text, _group(r.group, r.label, fold.get(r.id, -1)), r.label != "benign"))
         for r in rows

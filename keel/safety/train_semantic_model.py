@@ -106,6 +106,13 @@ def _weights(rows: list[Row]) -> NDArray[np.float64]:
     return np.asarray(w, dtype=np.float64)
 
 
+def semantic_rows(rows: list[Row]) -> list[Row]:
+    """The tuning rows the classifier learns and is measured on. S-Labs attacks are the TF-IDF
+    classifier's (`train_injection_model.py`): their synthetic style pulls everyday "how do I
+    ..." questions towards attack. Their benign rows stay, as everyday negatives."""
+    return [r for r in rows if not (r.label == "injection" and r.group.startswith("slabs"))]
+
+
 def _folds(y: NDArray[np.int64]) -> NDArray[np.int64]:
     from sklearn.model_selection import StratifiedKFold
 
@@ -305,10 +312,7 @@ def train(root: Path, debian: Path, *, written: bool = False) -> dict[str, Any]:
         (SECOND_MODEL_PATH, SECOND_META_PATH) if written else (MODEL_PATH, META_PATH)
     )
     rows, exact = tuning_rows(root)
-    # S-Labs attacks are the TF-IDF classifier's (`train_injection_model.py`): their synthetic
-    # style pulls everyday "how do I ..." questions towards attack. Their benign rows stay, as
-    # everyday negatives.
-    rows = [r for r in rows if not (r.label == "injection" and r.group.startswith("slabs"))]
+    rows = semantic_rows(rows)
     # Rows that train only: the cut is chosen, and the fold measured, on tuning rows.
     extra = prose_rows(debian, SEED, PROSE_DOCSTRINGS, PROSE_DICTIONARY)
     if written:
