@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from keel.clients import Clients
 from keel.settings import Settings, settings
@@ -78,6 +79,21 @@ def _load_embedder(kind: str, lanes: int) -> Any:
     from keel.embedding import make_embedder
 
     return make_embedder(kind, lanes=lanes) if kind == "onnx" else make_embedder(kind)
+
+
+# Libraries whose objects the activities hold and whose finalisers import lazily: redis-py's
+# connection pool imports its metrics recorder (and OpenTelemetry) from `__del__`. The collector
+# may free such an object on a workflow thread mid-activation; passed through, that import uses
+# the modules already loaded instead of loading them again inside the sandbox. Workflows
+# themselves never import these (tests/test_workflow_sandbox.py).
+PASSED_THROUGH = ("redis", "opentelemetry")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox the workers and the replayers run: Temporal's, with `PASSED_THROUGH`."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
+    )
 
 
 def workflow_classes() -> list[type]:
@@ -196,6 +212,7 @@ def build_worker(
         client,
         task_queue=queue,
         workflows=hosted.workflows,
+        workflow_runner=workflow_runner(),
         activities=hosted.activities,
         # Synchronous activities (model inference, parsing) run in this pool; async ones on
         # the event loop. The gpu queue takes few at once: they share one model and device.

@@ -16,7 +16,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.histories.changed_workflow import ChangedLatencyProbe
-from worker import workflow_classes
+from worker import workflow_classes, workflow_runner
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -27,7 +27,11 @@ def _history(path: Path) -> WorkflowHistory:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=workflow_classes(), data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=workflow_classes(),
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     await replayer.replay_workflow(_history(path))
 
 

@@ -38,7 +38,7 @@ def replay(
 
     from keel.app.replay import fetch_recent, fetch_run, replay_histories, workflow_types
     from keel.clients import connect_temporal
-    from worker import workflow_classes
+    from worker import workflow_classes, workflow_runner
 
     if (workflow_id is None) == (recent == 0):
         raise fail("give either a WORKFLOW_ID or --recent N", 2)
@@ -51,7 +51,7 @@ def replay(
             histories = [await fetch_run(client, workflow_id, run_id)]
         else:
             histories = await fetch_recent(client, workflow_types(classes), recent, query)
-        return await replay_histories(histories, classes)
+        return await replay_histories(histories, classes, workflow_runner())
 
     try:
         outcomes = asyncio.run(_replay())

@@ -21,7 +21,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 REMEDY = (
@@ -112,10 +113,17 @@ def explain(history: WorkflowHistory, failure: Exception) -> str:
 
 
 async def replay_histories(
-    histories: Sequence[WorkflowHistory], workflows: Sequence[type]
+    histories: Sequence[WorkflowHistory],
+    workflows: Sequence[type],
+    runner: WorkflowRunner | None = None,
 ) -> list[ReplayOutcome]:
-    """Replay each history against `workflows` (the code on disk)."""
-    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
+    """Replay each history against `workflows` (the code on disk), in `runner`: pass the
+    workers' sandbox (`worker.workflow_runner()`); Temporal's default one when None."""
+    replayer = Replayer(
+        workflows=list(workflows),
+        data_converter=pydantic_data_converter,
+        workflow_runner=runner or SandboxedWorkflowRunner(),
+    )
     outcomes = []
     for history in histories:
         started = history.events[0].workflow_execution_started_event_attributes
