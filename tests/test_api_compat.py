@@ -8,7 +8,8 @@ wire formats. Real Temporal (for the durable fallback), Postgres and Redis.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 
 import anthropic
 import httpx
@@ -30,12 +31,30 @@ def keel_url(gw_settings: Settings) -> Iterator[str]:
         yield url
 
 
-def _openai(url: str, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+@dataclass
+class Sdk:
+    """The SDKs' clients pointed at Keel; each one made is closed when the test ends."""
+
+    url: str
+    made: list[openai.AsyncOpenAI | anthropic.AsyncAnthropic] = field(default_factory=list)
+
+    def openai(self, key: str) -> openai.AsyncOpenAI:
+        client = openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
+        self.made.append(client)
+        return client
+
+    def anthropic(self, key: str) -> anthropic.AsyncAnthropic:
+        client = anthropic.AsyncAnthropic(base_url=self.url, api_key=key, max_retries=0)
+        self.made.append(client)
+        return client
 
 
-def _anthropic(url: str, key: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0)
+@pytest.fixture
+async def sdk(keel_url: str) -> AsyncIterator[Sdk]:
+    clients = Sdk(keel_url)
+    yield clients
+    for client in clients.made:
+        await client.close()
 
 
 def _question() -> str:
@@ -55,9 +74,9 @@ async def _ledger(clients: Clients, tenant: str) -> list[tuple[str, str, str, st
 
 
 async def test_openai_sdk_chat_completion_and_cache_hit(
-    keel_url: str, caller: Caller, clients: Clients, harness: ProviderHarness
+    sdk: Sdk, caller: Caller, clients: Clients, harness: ProviderHarness
 ) -> None:
-    client = _openai(keel_url, caller.key)
+    client = sdk.openai(caller.key)
     question = _question()
     raw = await client.chat.completions.with_raw_response.create(
         model="claude-haiku-4-5",
@@ -99,9 +118,9 @@ async def test_openai_sdk_chat_completion_and_cache_hit(
 
 
 async def test_openai_sdk_streams_the_answer_and_its_usage(
-    keel_url: str, caller: Caller, harness: ProviderHarness
+    sdk: Sdk, caller: Caller, harness: ProviderHarness
 ) -> None:
-    client = _openai(keel_url, caller.key)
+    client = sdk.openai(caller.key)
     stream = await client.chat.completions.create(
         model="keel-cheap",
         messages=[{"role": "user", "content": _question()}],
@@ -122,9 +141,9 @@ async def test_openai_sdk_streams_the_answer_and_its_usage(
 
 
 async def test_openai_sdk_lists_models_and_raises_typed_errors(
-    keel_url: str, gw_workers: list[Worker], caller: Caller, clients: Clients
+    sdk: Sdk, gw_workers: list[Worker], caller: Caller, clients: Clients
 ) -> None:
-    client = _openai(keel_url, caller.key)
+    client = sdk.openai(caller.key)
     models = [m.id async for m in client.models.list()]
     assert models[0] == "keel-auto" and "gpt-4o-mini" in models and "keel-cheap" in models
 
@@ -139,7 +158,7 @@ async def test_openai_sdk_lists_models_and_raises_typed_errors(
             tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
         )
     with pytest.raises(openai.AuthenticationError):
-        await _openai(keel_url, "keel_not-a-key").models.list()
+        await sdk.openai("keel_not-a-key").models.list()
 
     # A budget refusal: 429 like a provider's quota error, marked not worth retrying.
     with pytest.raises(openai.RateLimitError) as refused:
@@ -153,11 +172,11 @@ async def test_openai_sdk_lists_models_and_raises_typed_errors(
 
     # An API key over its token limit: 429 with Retry-After, the SDK's RateLimitError.
     limited = await create_key(clients.engine, caller.tenant, tokens_per_minute=5)
-    await _openai(keel_url, limited).chat.completions.create(
+    await sdk.openai(limited).chat.completions.create(
         model="claude-haiku-4-5", messages=[{"role": "user", "content": _question()}]
     )
     with pytest.raises(openai.RateLimitError) as limit:
-        await _openai(keel_url, limited).chat.completions.create(
+        await sdk.openai(limited).chat.completions.create(
             model="claude-haiku-4-5", messages=[{"role": "user", "content": _question()}]
         )
     assert int(limit.value.response.headers["retry-after"]) > 0
@@ -165,14 +184,14 @@ async def test_openai_sdk_lists_models_and_raises_typed_errors(
 
 
 async def test_a_failing_provider_falls_back_behind_the_sdk(
-    keel_url: str,
+    sdk: Sdk,
     gw_workers: list[Worker],
     caller: Caller,
     clients: Clients,
     harness: ProviderHarness,
 ) -> None:
     harness.fail_next("anthropic", "server_error", times=10)
-    client = _openai(keel_url, caller.key)
+    client = sdk.openai(caller.key)
     raw = await client.chat.completions.with_raw_response.create(
         model="keel-cheap", messages=[{"role": "user", "content": _question()}]
     )
@@ -188,13 +207,13 @@ async def test_a_failing_provider_falls_back_behind_the_sdk(
 
 
 async def test_anthropic_sdk_messages_and_stream(
-    keel_url: str,
+    sdk: Sdk,
     gw_workers: list[Worker],
     caller: Caller,
     clients: Clients,
     harness: ProviderHarness,
 ) -> None:
-    client = _anthropic(keel_url, caller.key)
+    client = sdk.anthropic(caller.key)
     question = _question()
     reply = await client.messages.create(
         model="gpt-4o-mini",
@@ -257,13 +276,15 @@ async def test_langchain_chat_openai_works_unchanged(
 ) -> None:
     from langchain_openai import ChatOpenAI
 
-    chat = ChatOpenAI(
-        base_url=f"{keel_url}/v1",
-        api_key=caller.key,
-        model="keel-auto",
-        max_retries=0,
-    )
-    reply = await chat.ainvoke(_question())
-    assert reply.content == harness.reply_text
-    streamed = [str(chunk.content) async for chunk in chat.astream(_question())]
+    async with httpx.AsyncClient() as http:  # its own, closed here (the default is shared)
+        chat = ChatOpenAI(
+            base_url=f"{keel_url}/v1",
+            api_key=caller.key,
+            model="keel-auto",
+            max_retries=0,
+            http_async_client=http,
+        )
+        reply = await chat.ainvoke(_question())
+        assert reply.content == harness.reply_text
+        streamed = [str(chunk.content) async for chunk in chat.astream(_question())]
     assert "".join(streamed) == harness.reply_text
