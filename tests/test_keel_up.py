@@ -54,8 +54,9 @@ def _start(data: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], li
 
 def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
     assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
+    with process.stdout:  # closed at EOF, when `keel up` has exited
+        for line in process.stdout:
+            lines.append(line)
 
 
 def _stop(process: subprocess.Popen[str]) -> list[int]:
