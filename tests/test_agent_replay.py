@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.histories.changed_agent_team import UngatedAgentTeam
+from worker import workflow_runner
 from workflows.agents import SAFETY_PATCH, AgentTeamWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -56,12 +57,20 @@ def test_the_histories_straddle_the_change() -> None:
 
 
 async def test_history_from_before_the_safety_patch_replays_on_todays_code() -> None:
-    replayer = Replayer(workflows=[AgentTeamWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[AgentTeamWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     await replayer.replay_workflow(_history(OLD))
     await replayer.replay_workflow(_history(NEW))
 
 
 async def test_the_same_change_without_the_patch_breaks_old_runs() -> None:
-    replayer = Replayer(workflows=[UngatedAgentTeam], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[UngatedAgentTeam],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(_history(OLD))

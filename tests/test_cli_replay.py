@@ -15,7 +15,7 @@ from keel.contracts.diagnostics import LatencyProbeInput
 from keel.settings import Settings
 from tests.histories.changed_workflow import ChangedLatencyProbe
 from tests.test_cli import KEEL, _env
-from worker import workflow_classes
+from worker import workflow_classes, workflow_runner
 from workflows.diagnostics import LatencyProbeWorkflow
 
 
@@ -36,10 +36,10 @@ async def test_a_run_replays_and_a_changed_workflow_diverges_in_plain_words(
     workflow_id = await _probe_run(clients, settings)
     history = await fetch_run(clients.temporal, workflow_id)
 
-    [same] = await replay_histories([history], workflow_classes())
+    [same] = await replay_histories([history], workflow_classes(), workflow_runner())
     assert same.ok and same.workflow_type == "LatencyProbeWorkflow"
 
-    [changed] = await replay_histories([history], [ChangedLatencyProbe])
+    [changed] = await replay_histories([history], [ChangedLatencyProbe], workflow_runner())
     assert not changed.ok
     assert (
         "event 5, where the recorded run scheduled activity 'checksum_step'" in changed.divergence

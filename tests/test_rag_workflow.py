@@ -24,6 +24,7 @@ from keel.rag.prompt import RULES
 from keel.runs import gateway_config
 from keel.settings import Settings
 from tests.support.rag_corpus import SECRET, seed
+from worker import workflow_runner
 from workflows.rag import RagQueryWorkflow
 from workflows.rag_generation import SEARCH_DOWN
 
@@ -113,7 +114,9 @@ async def test_answers_with_citations_then_serves_repeats_from_the_answer_cache(
     assert max(event.ByteSize() for event in history.events) < 8_000
     assert sum(event.ByteSize() for event in history.events) < 60_000
     await Replayer(
-        workflows=[RagQueryWorkflow], data_converter=pydantic_data_converter
+        workflows=[RagQueryWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
     ).replay_workflow(history)
 
     again = await _ask(clients, settings, context, question)

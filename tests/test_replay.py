@@ -47,7 +47,11 @@ def test_every_workflow_kind_has_a_history() -> None:
 
 
 async def test_a_changed_workflow_raises_nondeterminism() -> None:
-    replayer = Replayer(workflows=[ChangedLatencyProbe], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[ChangedLatencyProbe],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(
             _history(Path(__file__).parent / "histories" / "latency_probe.json")

@@ -22,7 +22,6 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 REMEDY = (
@@ -115,14 +114,14 @@ def explain(history: WorkflowHistory, failure: Exception) -> str:
 async def replay_histories(
     histories: Sequence[WorkflowHistory],
     workflows: Sequence[type],
-    runner: WorkflowRunner | None = None,
+    runner: WorkflowRunner,
 ) -> list[ReplayOutcome]:
-    """Replay each history against `workflows` (the code on disk), in `runner`: pass the
-    workers' sandbox (`worker.workflow_runner()`); Temporal's default one when None."""
+    """Replay each history against `workflows` (the code on disk), in `runner`: the workers'
+    sandbox (`worker.workflow_runner()`), so a replay runs what the workers run."""
     replayer = Replayer(
         workflows=list(workflows),
         data_converter=pydantic_data_converter,
-        workflow_runner=runner or SandboxedWorkflowRunner(),
+        workflow_runner=runner,
     )
     outcomes = []
     for history in histories:
